@@ -1,0 +1,38 @@
+/**
+ * How the command line ends: a user's mistake (InputError, a bad flag) prints one line and exits 2;
+ * anything else prints its message and exits 1, with the stack trace only when SNNL_DEBUG is set.
+ */
+import { CommanderError } from 'commander';
+import { InputError } from '../errors.js';
+
+export const EXIT_USAGE = 2;
+export const EXIT_FAILURE = 1;
+
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof CommanderError) {
+    if (
+      error.code === 'commander.helpDisplayed' ||
+      error.code === 'commander.version' ||
+      error.code === 'commander.help'
+    ) {
+      return 0;
+    }
+    return EXIT_USAGE;
+  }
+  return error instanceof InputError ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+/** Prints what went wrong (commander has already printed its own errors) and returns the exit code. */
+export function report(error: unknown, write: (line: string) => void = (l) => process.stderr.write(l + '\n')): number {
+  const code = exitCodeFor(error);
+  if (error instanceof CommanderError) return code;
+  if (error instanceof InputError) {
+    write(`snnl: ${error.message}`);
+  } else {
+    const message = error instanceof Error ? error.message : String(error);
+    write(`snnl: failed: ${message}`);
+    if (process.env['SNNL_DEBUG'] && error instanceof Error && error.stack) write(error.stack);
+    else write('(set SNNL_DEBUG=1 for the stack trace)');
+  }
+  return code;
+}

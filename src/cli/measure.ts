@@ -1,0 +1,156 @@
+/**
+ * `snnl measure EMBEDDINGS LABELS`: the entanglement (SNNL) of any model's embeddings.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../engine/backend.js';
+import { InputError } from '../errors.js';
+import { readArrayFile } from '../io/arrays.js';
+import type { NumericArray } from '../io/npy.js';
+import type { DistanceName } from '../loss/distance.js';
+import { checkTemperature, DEFAULTS } from '../loss/options.js';
+import { getPreset, type PresetName } from '../loss/presets.js';
+import { snnlDetails } from '../loss/snnl.js';
+import { optimalTemperature, type OptimalTemperature } from '../loss/temperature.js';
+
+export interface MeasureFlags {
+  distance?: string;
+  preset?: string;
+  temperature?: string;
+  blockSize?: string;
+  backend?: string;
+  json?: boolean;
+}
+
+export interface Measurement {
+  embeddings: string;
+  labels: string;
+  examples: number;
+  features: number;
+  classes: number;
+  preset: string;
+  distance: string;
+  backend: string;
+  /** The temperature the loss was taken at (the optimal one with --temperature optimal). */
+  temperature: number;
+  loss: number;
+  optimal?: OptimalTemperature;
+  rowsWithoutPartner: number;
+  rowsCounted: number;
+}
+
+/** Parses --temperature: a number above 0, or 'optimal'. */
+export function parseTemperatureFlag(value: string | undefined): number | 'optimal' {
+  if (value === undefined) return DEFAULTS.temperature;
+  if (value === 'optimal') return 'optimal';
+  const number = value.trim() === '' ? NaN : Number(value);
+  if (!Number.isFinite(number) || number <= 0) {
+    throw new InputError('--temperature', `expected a number above 0 or 'optimal', got '${value}'`);
+  }
+  return checkTemperature(number, '--temperature');
+}
+
+function parseBlockSize(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InputError('--block-size', `expected a whole number above 0, got '${value}'`);
+  return n;
+}
+
+function checkEmbeddings(array: NumericArray, name: string): void {
+  if (array.shape.length < 2) {
+    throw new InputError(
+      name,
+      `expected embeddings of shape (examples, features...), got shape (${array.shape.join(', ')})`,
+    );
+  }
+  const rows = array.shape[0]!;
+  const width = array.values.length / Math.max(1, rows);
+  for (let k = 0; k < array.values.length; k++) {
+    if (!Number.isFinite(array.values[k]!)) {
+      throw new InputError(
+        name,
+        `row ${Math.floor(k / width)} holds ${array.values[k]}; embeddings must be finite numbers`,
+      );
+    }
+  }
+}
+
+function checkLabels(array: NumericArray, name: string, rows: number): Int32Array {
+  const shape = array.shape;
+  const oneColumn = shape.length === 1 || (shape.length === 2 && shape[1] === 1);
+  if (!oneColumn) throw new InputError(name, `expected one label per example, got shape (${shape.join(', ')})`);
+  if (shape[0] !== rows) {
+    throw new InputError(name, `has ${shape[0]} labels but the embeddings have ${rows} rows; they must match`);
+  }
+  const out = new Int32Array(rows);
+  array.values.forEach((v, k) => {
+    if (!Number.isInteger(v))
+      throw new InputError(name, `label ${k} is ${v}; labels must be whole numbers (class ids)`);
+    out[k] = v;
+  });
+  return out;
+}
+
+export async function measure(embeddingsPath: string, labelsPath: string, flags: MeasureFlags): Promise<Measurement> {
+  const temperature = parseTemperatureFlag(flags.temperature);
+  const blockSize = parseBlockSize(flags.blockSize);
+  const embeddings = readArrayFile(embeddingsPath);
+  checkEmbeddings(embeddings, embeddingsPath);
+  const rows = embeddings.shape[0]!;
+  if (rows < 2) throw new InputError(embeddingsPath, `has ${rows} example; SNNL needs at least 2`);
+  const labels = checkLabels(readArrayFile(labelsPath), labelsPath, rows);
+  const backend = await useBackend(flags.backend);
+  const options = {
+    distance: flags.distance as DistanceName | undefined,
+    preset: flags.preset as PresetName | undefined,
+    blockSize,
+    checkFinite: false,
+  };
+  const x = tf.tensor(Float32Array.from(embeddings.values), embeddings.shape, 'float32');
+  try {
+    let optimal: OptimalTemperature | undefined;
+    if (temperature === 'optimal') optimal = optimalTemperature(x, labels, options);
+    const used = optimal?.temperature ?? (temperature as number);
+    const details = snnlDetails(x, labels, { ...options, temperature: used });
+    const loss = (await details.loss.data())[0]!;
+    details.loss.dispose();
+    const preset = options.preset ?? DEFAULTS.preset;
+    return {
+      embeddings: embeddingsPath,
+      labels: labelsPath,
+      examples: rows,
+      features: embeddings.values.length / rows,
+      classes: new Set(labels).size,
+      preset,
+      distance: options.distance ?? getPreset(preset).distances[0]!,
+      backend,
+      temperature: used,
+      loss,
+      ...(optimal ? { optimal } : {}),
+      rowsWithoutPartner: details.rowsWithoutPartner,
+      rowsCounted: details.rowsCounted,
+    };
+  } finally {
+    x.dispose();
+  }
+}
+
+const fmt = (v: number) =>
+  Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(4) : v.toPrecision(6);
+
+export function formatMeasurement(m: Measurement): string {
+  const lines = [
+    `SNNL of ${m.embeddings} (${m.examples} examples x ${m.features} features, ${m.classes} classes)`,
+    `  preset ${m.preset}, distance ${m.distance}, backend ${m.backend}`,
+    `  loss                 ${fmt(m.loss)}`,
+    `  temperature          ${fmt(m.temperature)}${m.optimal ? ' (optimal: minimizes the loss)' : ''}`,
+  ];
+  if (m.optimal?.atBoundary) {
+    lines.push('  note                 the minimum lies at the edge of the range searched; the loss may fall further');
+  }
+  const without = m.rowsWithoutPartner;
+  const how = m.preset === 'stable' ? 'left out of the mean' : 'each counted as -log(1e-5)';
+  lines.push(`  rows without a same-class partner: ${without}${without > 0 ? ` (${how})` : ''}`);
+  return lines.join('\n');
+}

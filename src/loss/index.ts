@@ -1,0 +1,11 @@
+export { snnl, snnlDetails, type SnnlDetails } from './snnl.js';
+export { snnlNaive } from './naive.js';
+export {
+  annealedTemperature,
+  optimalTemperature,
+  type OptimalTemperature,
+  type OptimalTemperatureOptions,
+} from './temperature.js';
+export { DEFAULTS, REDUCTIONS, type Reduction, type SnnlOptions, type Labels } from './options.js';
+export { DISTANCES, type DistanceName } from './distance.js';
+export { PRESETS, REFERENCE_EPSILON, type PresetName } from './presets.js';

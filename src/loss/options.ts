@@ -1,0 +1,130 @@
+/**
+ * The loss's options, their defaults (in one place) and their validation.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../errors.js';
+import { DISTANCES, getDistance, type Distance, type DistanceName } from './distance.js';
+import type { Formula } from './formula.js';
+import { getPreset, PRESETS, type PresetName } from './presets.js';
+
+export const REDUCTIONS = ['mean', 'sum', 'none'] as const;
+export type Reduction = (typeof REDUCTIONS)[number];
+
+export interface SnnlOptions {
+  /** Temperature T > 0 of the neighbour distribution exp(-D / T). Default 1. */
+  temperature?: number;
+  /** Pairwise distance. Default: the preset's own (squared-euclidean; cosine for pt-snnl). */
+  distance?: DistanceName;
+  /** Which implementation's formula: 'stable' (default), 'cleverhans' or 'pt-snnl'. */
+  preset?: PresetName;
+  /** 'mean' over the counted rows (default), 'sum', or 'none' for one value per example. */
+  reduction?: Reduction;
+  /** Rows per block: memory grows with b x blockSize instead of b x b. Default: the whole batch. */
+  blockSize?: number;
+  /** Reject NaN and Infinity in the features, naming the row (reads one flag per row). Default true. */
+  checkFinite?: boolean;
+}
+
+export const DEFAULTS = {
+  temperature: 1,
+  preset: 'stable' as PresetName,
+  reduction: 'mean' as Reduction,
+  checkFinite: true,
+};
+
+export interface ResolvedOptions {
+  temperature: number;
+  distance: Distance;
+  formula: Formula;
+  preset: PresetName;
+  reduction: Reduction;
+  blockSize: number;
+  checkFinite: boolean;
+}
+
+function oneOf<T extends string>(value: unknown, allowed: readonly T[], subject: string): T {
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+  throw new InputError(subject, `unknown value ${JSON.stringify(value)}; expected one of ${allowed.join(', ')}`);
+}
+
+/** Checks a temperature: a finite number above 0. */
+export function checkTemperature(value: unknown, subject = 'temperature'): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InputError(subject, `expected a finite number above 0, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function resolveOptions(options: SnnlOptions, batchSize: number): ResolvedOptions {
+  const presetName = oneOf(options.preset ?? DEFAULTS.preset, PRESETS, 'preset');
+  const preset = getPreset(presetName);
+  const distanceName = oneOf(options.distance ?? preset.distances[0]!, DISTANCES, 'distance');
+  if (!preset.distances.includes(distanceName)) {
+    throw new InputError(
+      'distance',
+      `the ${presetName} preset supports ${preset.distances.join(' and ')} distance only, not ${distanceName}`,
+    );
+  }
+  const blockSize = options.blockSize ?? batchSize;
+  if (!Number.isInteger(blockSize) || blockSize < 1) {
+    throw new InputError('blockSize', `expected a whole number of rows above 0, got ${String(blockSize)}`);
+  }
+  return {
+    temperature: checkTemperature(options.temperature ?? DEFAULTS.temperature),
+    distance: getDistance(distanceName),
+    formula: preset.formula,
+    preset: presetName,
+    reduction: oneOf(options.reduction ?? DEFAULTS.reduction, REDUCTIONS, 'reduction'),
+    blockSize: Math.min(blockSize, batchSize),
+    checkFinite: options.checkFinite ?? DEFAULTS.checkFinite,
+  };
+}
+
+export type Labels = tf.Tensor | ArrayLike<number>;
+
+/** Labels as whole numbers, one per example. */
+export function toLabelArray(labels: Labels, batchSize: number): Int32Array {
+  let values: ArrayLike<number>;
+  if (labels instanceof tf.Tensor) {
+    if (labels.rank !== 1) {
+      throw new InputError('labels', `expected a 1-D tensor of class ids, got shape [${labels.shape.join(', ')}]`);
+    }
+    values = labels.dataSync() as ArrayLike<number>;
+  } else if (labels !== null && typeof labels === 'object' && typeof labels.length === 'number') {
+    values = labels;
+  } else {
+    throw new InputError('labels', 'expected an int32 tensor or an array of class ids');
+  }
+  if (values.length !== batchSize) {
+    throw new InputError('labels', `expected ${batchSize} labels (one per row of features), got ${values.length}`);
+  }
+  const out = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (typeof v !== 'number' || !Number.isInteger(v) || Math.abs(v) > 2147483647) {
+      throw new InputError('labels', `label ${i} is ${String(v)}; labels must be whole numbers (class ids)`);
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
+/** Features as a float32 [b, d] tensor (any rank, flattened per example), checked. */
+export function toFeatureMatrix(features: tf.Tensor | tf.TensorLike, checkFinite: boolean): tf.Tensor2D {
+  const x = features instanceof tf.Tensor ? features : tf.tensor(features);
+  if (x.rank < 2) {
+    throw new InputError('features', `expected shape [batch, ...features], got [${x.shape.join(', ')}]`);
+  }
+  const b = x.shape[0]!;
+  if (b < 2) throw new InputError('features', `expected a batch of at least 2 examples, got ${b}`);
+  const flat = tf.reshape(x.dtype === 'float32' ? x : tf.cast(x, 'float32'), [b, -1]) as tf.Tensor2D;
+  if (flat.shape[1] === 0) throw new InputError('features', 'each example has 0 features');
+  if (checkFinite) {
+    const rowOk = tf.tidy(() => tf.all(tf.isFinite(flat), 1)).dataSync();
+    const bad = rowOk.findIndex((ok) => !ok);
+    if (bad >= 0) {
+      throw new InputError('features', `row ${bad} holds a NaN or infinite value; features must be finite`);
+    }
+  }
+  return flat;
+}

@@ -1,0 +1,99 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { annealedTemperature, optimalTemperature, snnl } from '../src/index.js';
+import { onBackend } from './helpers.js';
+import { normalMatrix, oracleSnnl, relativeError, seeded, type OracleDistance, type OraclePreset } from './oracle.js';
+
+describe('annealed temperature', () => {
+  it('follows 1 / (1 + epoch)^0.55 from epoch 0', () => {
+    expect(annealedTemperature(0)).toBe(1);
+    expect(annealedTemperature(1)).toBeCloseTo(0.683, 3);
+    expect(annealedTemperature(9)).toBeCloseTo(0.282, 3);
+    expect(annealedTemperature(19)).toBeCloseTo(0.193, 3);
+  });
+
+  it('rejects epochs that are negative or not whole', () => {
+    expect(() => annealedTemperature(-1)).toThrow(/epoch: expected a whole number/);
+    expect(() => annealedTemperature(1.5)).toThrow(/epoch/);
+  });
+});
+
+/** The minimum of the float64 oracle over a dense grid of log T. */
+function gridMinimum(x: number[][], y: number[], distance: OracleDistance, preset: OraclePreset) {
+  let best = { temperature: NaN, loss: Infinity };
+  for (let u = -8; u <= 8; u += 0.002) {
+    const temperature = Math.exp(u);
+    const loss = oracleSnnl(x, y, temperature, distance, preset).loss;
+    if (loss < best.loss) best = { temperature, loss };
+  }
+  return best;
+}
+
+describe('optimal temperature', () => {
+  beforeAll(() => onBackend('wasm'));
+
+  const cases: Array<[OraclePreset, OracleDistance, number]> = [
+    ['stable', 'squared-euclidean', 21],
+    ['stable', 'cosine', 22],
+    ['cleverhans', 'squared-euclidean', 23],
+    ['pt-snnl', 'cosine', 24],
+  ];
+  it.each(cases)(
+    '%s / %s (seed %i): within one percent of a dense grid search of the oracle',
+    (preset, distance, seed) => {
+      const random = seeded(seed);
+      const b = 40;
+      const y = Array.from({ length: b }, (_, i) => i % 3);
+      // Classes shifted apart a little, so the minimum is inside the range, not at T -> infinity.
+      const x = normalMatrix(b, 4, random).map((row, i) => row.map((v, k) => v + (k === y[i]! ? 1.5 : 0)));
+      const expected = gridMinimum(x, y, distance, preset);
+      const got = optimalTemperature(x, y, { preset, distance });
+      expect(relativeError(got.temperature, expected.temperature)).toBeLessThan(0.01);
+      expect(relativeError(got.loss, expected.loss)).toBeLessThan(1e-4);
+      expect(got.atBoundary).toBe(false);
+    },
+  );
+
+  it("takes the reference code's one gradient step on the inverse-temperature multiplier", () => {
+    const x = normalMatrix(20, 3, seeded(25));
+    const y = Array.from({ length: 20 }, (_, i) => i % 2);
+    const t0 = 2;
+    const got = optimalTemperature(x, y, { method: 'one-step', initialTemperature: t0, preset: 'cleverhans' });
+    // dLoss/dt by central differences of the oracle, with T = T0 / t at t = 1.
+    const h = 1e-5;
+    const at = (t: number) => oracleSnnl(x, y, t0 / t, 'squared-euclidean', 'cleverhans').loss;
+    const slope = (at(1 + h) - at(1 - h)) / (2 * h);
+    const t = 1 - 0.1 * slope;
+    expect(got.multiplier!).toBeCloseTo(t, 5);
+    expect(got.temperature).toBeCloseTo(t0 / t, 5);
+    expect(relativeError(got.loss, at(t))).toBeLessThan(1e-5);
+    // The multiplier carries over to the next evaluation, as the reference code's variable does.
+    const next = optimalTemperature(x, y, {
+      method: 'one-step',
+      initialTemperature: t0,
+      multiplier: got.multiplier!,
+      preset: 'cleverhans',
+    });
+    expect(next.multiplier).not.toBe(got.multiplier);
+  });
+
+  it('is the loss of snnl at the temperature found, and leaks no tensor', () => {
+    const x = tf.randomNormal([30, 5], 0, 1, 'float32', 26);
+    const y = Array.from({ length: 30 }, (_, i) => i % 3);
+    const before = tf.memory().numTensors;
+    const found = optimalTemperature(x, y, { blockSize: 7 });
+    expect(tf.memory().numTensors).toBe(before);
+    const loss = snnl(x, y, { temperature: found.temperature });
+    expect(loss.dataSync()[0]).toBeCloseTo(found.loss, 5);
+    tf.dispose([x, loss]);
+  });
+
+  it('rejects bad options by name', () => {
+    const x = normalMatrix(4, 2, seeded(27));
+    const y = [0, 0, 1, 1];
+    expect(() => optimalTemperature(x, y, { method: 'best' as 'search' })).toThrow(/method: unknown value "best"/);
+    expect(() => optimalTemperature(x, y, { initialTemperature: 0 })).toThrow(/initialTemperature/);
+    expect(() => optimalTemperature(x, y, { multiplier: -1 })).toThrow(/multiplier/);
+    expect(() => optimalTemperature(x, y, { tolerance: 0 })).toThrow(/tolerance/);
+  });
+});

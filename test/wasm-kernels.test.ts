@@ -1,0 +1,77 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { onBackend } from './helpers.js';
+import { seeded } from './oracle.js';
+
+/** Runs `f` on a backend with the same inputs (plain arrays) and returns its outputs as plain arrays. */
+async function on(backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
+  await onBackend(backend);
+  return tf.tidy(() => {
+    const out = f();
+    return (Array.isArray(out) ? out : [out]).map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+function maxRelativeDifference(a: Float32Array, b: Float32Array): number {
+  let scale = 1e-6;
+  let worst = 0;
+  b.forEach((v) => (scale = Math.max(scale, Math.abs(v))));
+  a.forEach((v, k) => (worst = Math.max(worst, Math.abs(v - b[k]!))));
+  return worst / scale;
+}
+
+describe('wasm BatchMatMul with transposed operands agrees with cpu', () => {
+  const random = seeded(41);
+  const values = (n: number) => Array.from({ length: n }, () => random() * 2 - 1);
+  const shapes: Array<[number[], number[], boolean, boolean]> = [
+    [[5, 7], [7, 3], false, false],
+    [[7, 5], [7, 3], true, false],
+    [[5, 7], [3, 7], false, true],
+    [[7, 5], [3, 7], true, true],
+    [[4, 33, 17], [4, 17, 9], false, false],
+    [[4, 17, 33], [4, 9, 17], true, true],
+    [[3, 17, 33], [3, 17, 9], true, false],
+    [[2, 1, 6], [2, 5, 6], false, true],
+    [[64, 129], [64, 65], true, false],
+  ];
+  it.each(shapes)('a %j b %j transposeA %s transposeB %s, with gradients', async (aShape, bShape, ta, tb) => {
+    const aValues = values(aShape.reduce((p, n) => p * n, 1));
+    const bValues = values(bShape.reduce((p, n) => p * n, 1));
+    const run = () => {
+      const a = tf.tensor(aValues, aShape);
+      const b = tf.tensor(bValues, bShape);
+      const product = tf.matMul(a, b, ta, tb);
+      const again = seeded(product.size);
+      const weights = tf.tensor(Array.from({ length: product.size }, again), product.shape);
+      const [ga, gb] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.matMul(p, q, ta, tb), weights)))([
+        a,
+        b,
+      ]);
+      return [product, ga!, gb!];
+    };
+    const expected = await on('cpu', run);
+    const got = await on('wasm', run);
+    got.forEach((g, k) => expect(maxRelativeDifference(g, expected[k]!)).toBeLessThan(1e-5));
+  });
+
+  it('broadcasts a batch of 1 against a batch of 3 (forward; tfjs-core has no gradient for it)', async () => {
+    const aValues = values(17 * 33);
+    const bValues = values(3 * 17 * 9);
+    const run = () => tf.matMul(tf.tensor(aValues, [1, 17, 33]), tf.tensor(bValues, [3, 17, 9]), true, false);
+    const expected = await on('cpu', run);
+    const got = await on('wasm', run);
+    expect(maxRelativeDifference(got[0]!, expected[0]!)).toBeLessThan(1e-5);
+  });
+
+  it('leaks no tensor', async () => {
+    await onBackend('wasm');
+    const a = tf.randomNormal([8, 6]);
+    const before = tf.memory().numTensors;
+    const bytes = tf.memory().numBytes;
+    tf.matMul(a, a, true, false).dispose();
+    tf.matMul(a, a, false, true).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(tf.memory().numBytes).toBe(bytes);
+    a.dispose();
+  });
+});
