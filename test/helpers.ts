@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { it } from 'vitest';
 import { useBackend } from '../src/engine/backend.js';
 import type { Matrix } from './oracle.js';
 
@@ -10,4 +11,20 @@ export async function onBackend(name: string): Promise<void> {
 
 export function toMatrix(t: tf.Tensor): Matrix {
   return t.arraySync() as Matrix;
+}
+
+/**
+ * A test that needs an optional system package: it runs where the package is present, is skipped with
+ * the reason where it is absent, and fails where SNNL_REQUIRE_ALL=1 (CI installs everything).
+ */
+export function needs(available: boolean, reason: string) {
+  return (name: string, fn: () => unknown, timeout?: number) => {
+    if (available) return it(name, fn, timeout);
+    if (process.env['SNNL_REQUIRE_ALL'] === '1') {
+      return it(name, () => {
+        throw new Error(`${reason} (SNNL_REQUIRE_ALL=1 makes this a failure)`);
+      });
+    }
+    return it.skipIf(true)(`${name} [skipped: ${reason}]`, fn);
+  };
 }

@@ -9,6 +9,8 @@ import { DISTANCES } from '../loss/distance.js';
 import { PRESETS } from '../loss/presets.js';
 import { report } from './errors.js';
 import { formatMeasurement, measure, type MeasureFlags } from './measure.js';
+import { datasetStatus, formatStatus, verifyAll } from './datasets.js';
+import { defaultDataDir } from '../data/datasets.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -40,13 +42,38 @@ export function buildProgram(): Command {
       process.stdout.write((flags.json ? JSON.stringify(result, null, 2) : formatMeasurement(result)) + '\n');
     });
 
+  const datasets = program
+    .command('datasets')
+    .description('list the data sets: available or not, where from, sizes, and how to provide a missing one')
+    .option('--data-dir <dir>', 'folder of user-supplied data sets (default: SNNL_DATA_DIR or ~/.snnl/data)')
+    .option('--json', 'print the list as JSON')
+    .exitOverride()
+    .action((flags: { dataDir?: string; json?: boolean }) => {
+      const dir = flags.dataDir ?? defaultDataDir();
+      const statuses = datasetStatus(dir);
+      process.stdout.write((flags.json ? JSON.stringify(statuses, null, 2) : formatStatus(statuses, dir)) + '\n');
+    });
+  datasets
+    .command('verify')
+    .description('check sizes and checksums where known, and decode every available data set')
+    .option('--data-dir <dir>', 'folder of user-supplied data sets')
+    .exitOverride()
+    .action((flags: { dataDir?: string }, command: Command) => {
+      const parent = command.parent?.opts() as { dataDir?: string } | undefined;
+      const result = verifyAll(flags.dataDir ?? parent?.dataDir ?? defaultDataDir());
+      process.stdout.write(result.text + '\n');
+      // A damaged or wrong file is a problem with the user's input: exit 2, as for any bad input.
+      if (!result.ok) process.exitCode = 2;
+    });
+
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv);
-    return 0;
+    // An action may have set a failing exit code of its own (verify finding a damaged file).
+    return Number(process.exitCode ?? 0);
   } catch (error) {
     return report(error);
   }
