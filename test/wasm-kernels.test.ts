@@ -75,3 +75,64 @@ describe('wasm BatchMatMul with transposed operands agrees with cpu', () => {
     a.dispose();
   });
 });
+
+describe('wasm conv2d gradients (Conv2DBackpropFilter, Conv2DBackpropInput) agree with cpu', () => {
+  const random = seeded(43);
+  const values = (n: number) => Array.from({ length: n }, () => random() * 2 - 1);
+  type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+  // [input NHWC, filter HWIO, stride, pad]: the REFERENCE CNN's layers, odd sizes, strides 1-3, every padding.
+  const cases: Array<[number[], number[], number | [number, number], Pad]> = [
+    [[2, 28, 28, 1], [8, 8, 1, 4], 2, 1],
+    [[2, 12, 12, 4], [6, 6, 4, 3], 2, 1],
+    [[3, 32, 32, 3], [8, 8, 3, 2], 2, 1],
+    [[1, 9, 11, 2], [3, 3, 2, 5], 1, 'same'],
+    [[2, 10, 7, 3], [3, 2, 3, 4], 2, 'same'],
+    [[2, 13, 13, 2], [5, 5, 2, 3], 3, 'valid'],
+    [[1, 8, 8, 1], [1, 1, 1, 2], 2, 'valid'],
+    [[2, 7, 9, 2], [3, 3, 2, 2], [2, 1], 'same'],
+    [
+      [1, 11, 10, 3],
+      [4, 3, 3, 2],
+      2,
+      [
+        [0, 0],
+        [2, 1],
+        [0, 2],
+        [0, 0],
+      ],
+    ],
+    [[1, 6, 6, 2], [2, 2, 2, 2], 1, 3],
+  ];
+  it.each(cases)('x %j filter %j stride %j pad %j', async (xShape, fShape, strides, pad) => {
+    const xValues = values(xShape.reduce((p, n) => p * n, 1));
+    const fValues = values(fShape.reduce((p, n) => p * n, 1));
+    const run = () => {
+      const x = tf.tensor4d(xValues, xShape as [number, number, number, number]);
+      const f = tf.tensor4d(fValues, fShape as [number, number, number, number]);
+      const out = tf.conv2d(x, f, strides, pad);
+      const again = seeded(out.size);
+      const weights = tf.tensor(Array.from({ length: out.size }, again), out.shape);
+      const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad), weights)),
+      )([x, f]);
+      return [out, gx!, gf!];
+    };
+    const expected = await on('cpu', run);
+    const got = await on('wasm', run);
+    got.forEach((g, k) => expect(maxRelativeDifference(g, expected[k]!)).toBeLessThan(1e-5));
+  });
+
+  it('leaks no tensor or memory in a conv2d gradient', async () => {
+    await onBackend('wasm');
+    const x = tf.randomNormal([2, 12, 12, 3]);
+    const f = tf.randomNormal([5, 5, 3, 4]);
+    const before = tf.memory();
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 1)))(
+      [x, f],
+    );
+    tf.dispose(grads);
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numBytes).toBe(before.numBytes);
+    tf.dispose([x, f]);
+  });
+});
