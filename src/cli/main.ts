@@ -11,6 +11,8 @@ import { report } from './errors.js';
 import { formatMeasurement, measure, type MeasureFlags } from './measure.js';
 import { datasetStatus, formatStatus, verifyAll } from './datasets.js';
 import { defaultDataDir } from '../data/datasets.js';
+import { MODEL_NAMES } from '../models/models.js';
+import { evaluateCommand, formatEvaluation, formatTrainResult, trainCommand } from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -40,6 +42,64 @@ export function buildProgram(): Command {
     .action(async (embeddings: string, labels: string, flags: MeasureFlags) => {
       const result = await measure(embeddings, labels, flags);
       process.stdout.write((flags.json ? JSON.stringify(result, null, 2) : formatMeasurement(result)) + '\n');
+    });
+
+  program
+    .command('train')
+    .description('train a network with SNNL on every hidden layer: total = primary loss + factor x sum of SNNL')
+    .option('--dataset <name>', 'data set (see snnl datasets)')
+    .addOption(new Option('--model <name>', 'network').choices([...MODEL_NAMES]))
+    .option('--factor <a>', 'SNNL factor a (negative entangles the classes; 0 trains without SNNL)', '0')
+    .option('--temperature <T>', "a number above 0, 'annealed' (or 0: 1/(1+epoch)^0.55), or 'optimal'", '100')
+    .addOption(new Option('--distance <name>', "pairwise distance (default: the preset's)").choices([...DISTANCES]))
+    .addOption(new Option('--preset <name>', 'SNNL formula').choices([...PRESETS]))
+    .option('--layers <names>', "hidden layers with an SNNL term: 'all', 'code' (autoencoder) or a comma list")
+    .addOption(new Option('--combine <how>', 'how layer terms combine').choices(['sum', 'min']))
+    .addOption(
+      new Option('--layer-weights <w>', "per-layer weights ('pt-snnl' repeats that code's terms)").choices([
+        'equal',
+        'pt-snnl',
+      ]),
+    )
+    .option('--widths <list>', 'mlp hidden widths, comma-separated (default 500,500)')
+    .option('--epochs <n>', 'epochs', '10')
+    .option('--batch-size <n>', 'batch size', '128')
+    .option('--lr <rate>', 'Adam learning rate', '0.001')
+    .option('--seed <n>', 'seed of initialization and shuffling', '1234')
+    .option('--eval-sample <n>', 'test images on which per-layer SNNL is measured each epoch', '1000')
+    .option('--train-subset <n>', 'train on this many training examples (a seeded choice) for a quick run')
+    .option('--data-dir <dir>', 'folder of user-supplied data sets')
+    .option('--out <dir>', 'run folder (default runs/<dataset>-<model>-a<factor>-T<T>-s<seed>)')
+    .option('--resume <dir>', 'continue an interrupted run from its folder')
+    .addOption(new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND'))
+    .option('--quiet', 'no progress bar')
+    .exitOverride()
+    .action(async (flags: Record<string, string | undefined>, command: Command) => {
+      // With --resume, only flags the user typed count (defaults would look like changed settings).
+      const typed = Object.fromEntries(
+        Object.entries(flags).filter(
+          ([k]) => command.getOptionValueSource(k) === 'cli' || command.getOptionValueSource(k) === 'env',
+        ),
+      );
+      const result = await trainCommand(flags['resume'] !== undefined ? typed : flags, pkg.version);
+      process.stdout.write(formatTrainResult(result) + '\n');
+    });
+
+  program
+    .command('evaluate')
+    .description('accuracy and per-layer SNNL of a saved run')
+    .argument('<dir>', 'run folder')
+    .addOption(
+      new Option('--protocol <p>', "'test': the real test split; 'seed-readme': the published table's protocol")
+        .choices(['test', 'seed-readme'])
+        .default('test'),
+    )
+    .addOption(new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND'))
+    .option('--json', 'print the result as JSON')
+    .exitOverride()
+    .action(async (dir: string, flags: { protocol?: string; backend?: string; json?: boolean }) => {
+      const result = await evaluateCommand(dir, flags);
+      process.stdout.write((flags.json ? JSON.stringify(result, null, 2) : formatEvaluation(result)) + '\n');
     });
 
   const datasets = program

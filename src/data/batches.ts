@@ -30,6 +30,8 @@ export function permutation(n: number, random: () => number): Int32Array {
 export interface Batch {
   x: tf.Tensor4D;
   y: tf.Tensor1D;
+  /** The labels as plain data too (SNNL takes them without a read-back). */
+  labels: Int32Array;
 }
 
 /** The examples at `indices` as a normalized float32 NHWC tensor and int32 labels. */
@@ -50,7 +52,7 @@ export function gatherBatch(
     for (let p = 0; p < size; p++) pixels[to + p] = split.images[from + p]! * scale - shift;
     labels[b] = split.labels[indices[b]!]!;
   }
-  return { x: tf.tensor4d(pixels, [indices.length, ...shape]), y: tf.tensor1d(labels, 'int32') };
+  return { x: tf.tensor4d(pixels, [indices.length, ...shape]), y: tf.tensor1d(labels, 'int32'), labels };
 }
 
 export interface EpochOptions {

@@ -1,0 +1,161 @@
+/**
+ * `snnl train` and `snnl evaluate`: a training run from flags (or resumed from its folder), and the
+ * accuracy and per-layer SNNL of a saved run.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { epochOrder } from '../data/batches.js';
+import { getDatasetSpec } from '../data/datasets.js';
+import { useBackend } from '../engine/backend.js';
+import { InputError } from '../errors.js';
+import { checkInputShape } from '../models/models.js';
+import { configFromFlags, type TrainConfig, type TrainFlags } from '../training/config.js';
+import { formatSeconds } from '../training/progress.js';
+import {
+  createRun,
+  entanglement,
+  evaluationSample,
+  formatEpoch,
+  loadTrainedNetwork,
+  readStoredConfig,
+  temperatureAt,
+  testScore,
+  train,
+  writeSummary,
+  type EpochMetrics,
+} from '../training/train.js';
+
+export function defaultRunDir(config: TrainConfig): string {
+  const t = typeof config.temperature === 'number' ? config.temperature : config.temperature;
+  return join('runs', `${config.dataset}-${config.model}-a${config.factor}-T${t}-s${config.seed}`);
+}
+
+/** Checks everything about a new run that can be checked before any work starts. */
+export function checkRun(config: TrainConfig, out: string): void {
+  const spec = getDatasetSpec(config.dataset);
+  checkInputShape(config.model, spec.imageShape);
+  const location = spec.locate(
+    config.dataDir ?? (process.env['SNNL_DATA_DIR'] || join(process.env['HOME'] ?? '.', '.snnl', 'data')),
+  );
+  if (!location.available)
+    throw new InputError('--dataset', `${spec.name} is not available (looked in ${location.where}): ${location.howTo}`);
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new InputError('--out', `${out} is a file, not a folder`);
+}
+
+export async function trainCommand(
+  flags: TrainFlags & { resume?: string; out?: string; backend?: string; quiet?: boolean },
+  version: string,
+) {
+  const started = performance.now();
+  let dir: string;
+  if (flags.resume !== undefined) {
+    const given = Object.entries(flags).filter(
+      ([k, v]) => v !== undefined && !['resume', 'backend', 'quiet'].includes(k),
+    );
+    if (given.length > 0) {
+      throw new InputError(
+        '--resume',
+        `a resumed run keeps its own settings; drop ${given.map(([k]) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`,
+      );
+    }
+    dir = flags.resume;
+    readStoredConfig(dir);
+  } else {
+    const config = configFromFlags(flags);
+    dir = flags.out ?? defaultRunDir(config);
+    checkRun(config, dir);
+    const backend = await useBackend(flags.backend);
+    createRun(dir, config, backend, version);
+  }
+  const backend = await useBackend(flags.backend);
+  const { config } = readStoredConfig(dir);
+  process.stderr.write(
+    `snnl train: ${config.model} on ${config.dataset}, factor ${config.factor}, temperature ${config.temperature}, ` +
+      `${config.epochs} epochs, batch ${config.batchSize}, seed ${config.seed}, backend ${backend}\n  run folder: ${dir}\n`,
+  );
+  const history = await train(dir, backend, { quiet: flags.quiet ?? false });
+  writeSummary(dir, history, (performance.now() - started) / 1000);
+  return { dir, history, backend, seconds: (performance.now() - started) / 1000 };
+}
+
+export function formatTrainResult(result: {
+  dir: string;
+  history: EpochMetrics[];
+  backend: string;
+  seconds: number;
+}): string {
+  const last = result.history.at(-1);
+  const lines = [`finished in ${formatSeconds(result.seconds)}: ${result.dir}`];
+  if (last) lines.push(formatEpoch(last, result.backend));
+  lines.push(`files: config.json, metrics.jsonl (one line per epoch), summary.json, checkpoint.bin`);
+  return lines.join('\n');
+}
+
+export interface EvaluateResult {
+  dir: string;
+  protocol: 'test' | 'seed-readme';
+  epoch: number;
+  accuracy: number | null;
+  examples: number;
+  entanglement?: Record<string, { temperature: number; loss: number; optimalTemperature: number; optimalLoss: number }>;
+  backend: string;
+}
+
+export async function evaluateCommand(
+  dir: string,
+  flags: { protocol?: string; backend?: string },
+): Promise<EvaluateResult> {
+  const protocol = flags.protocol ?? 'test';
+  if (protocol !== 'test' && protocol !== 'seed-readme') {
+    throw new InputError('--protocol', `unknown value '${protocol}'; expected test or seed-readme`);
+  }
+  readStoredConfig(dir);
+  const backend = await useBackend(flags.backend);
+  const { net, dataset, stored, epoch } = loadTrainedNetwork(dir);
+  const { config } = stored;
+  if (protocol === 'seed-readme') {
+    // The published table's protocol: the last shuffled batch of the TRAINING set, as large as the test set.
+    const batches = epochOrder(dataset.train.count, {
+      batchSize: dataset.test.count,
+      seed: config.seed,
+      epoch: epoch - 1,
+      keepPartial: true,
+    });
+    const last = batches.at(-1)!;
+    const score = testScore(net, dataset, last, 'train');
+    return { dir, protocol, epoch, accuracy: score.accuracy, examples: last.length, backend };
+  }
+  const score = testScore(net, dataset);
+  const t = temperatureAt(config, epoch - 1);
+  const layers = entanglement(
+    net,
+    dataset,
+    config,
+    t === 'optimal' ? 1 : t,
+    evaluationSample(dataset, config.evalSample, config.seed),
+  );
+  return {
+    dir,
+    protocol,
+    epoch,
+    accuracy: score.accuracy,
+    examples: dataset.test.count,
+    entanglement: layers,
+    backend,
+  };
+}
+
+export function formatEvaluation(r: EvaluateResult): string {
+  const what =
+    r.protocol === 'test'
+      ? `the test split (${r.examples} images)`
+      : `the last shuffled training batch (${r.examples} images; the published table's protocol)`;
+  const lines = [`${r.dir} after epoch ${r.epoch}, on ${what}, backend ${r.backend}`];
+  if (r.accuracy !== null) lines.push(`  accuracy ${(100 * r.accuracy).toFixed(2)}%`);
+  for (const [name, e] of Object.entries(r.entanglement ?? {})) {
+    lines.push(
+      `  SNNL ${name.padEnd(10)} ${e.loss.toFixed(4)} at T=${e.temperature.toPrecision(3)}, ${e.optimalLoss.toFixed(4)} at the optimal T=${e.optimalTemperature.toPrecision(3)}`,
+    );
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,50 @@
+/**
+ * A progress bar for long work on stderr: redrawn in place on a terminal, a line every tenth of the
+ * way otherwise (logs, CI), so progress is visible either way and the output stays readable.
+ */
+export class ProgressBar {
+  private readonly started = performance.now();
+  private lastDecile = -1;
+  private readonly tty: boolean;
+
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly quiet = false,
+  ) {
+    this.tty = Boolean(stream.isTTY);
+  }
+
+  update(done: number, fields: Record<string, string> = {}): void {
+    if (this.quiet) return;
+    const fraction = this.total > 0 ? done / this.total : 1;
+    const seconds = (performance.now() - this.started) / 1000;
+    const eta = fraction > 0 ? (seconds / fraction) * (1 - fraction) : NaN;
+    const width = 24;
+    const filled = Math.round(fraction * width);
+    const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
+    const extra = Object.entries(fields)
+      .map(([k, v]) => `${k} ${v}`)
+      .join('  ');
+    const line = `${this.label} ${bar} ${done}/${this.total}  ${extra}  ${formatSeconds(seconds)}${done < this.total ? ` eta ${formatSeconds(eta)}` : ''}`;
+    if (this.tty) {
+      this.stream.write(`\r\x1b[2K${line}`);
+      if (done >= this.total) this.stream.write('\n');
+      return;
+    }
+    const decile = Math.floor(fraction * 10);
+    if (decile > this.lastDecile || done >= this.total) {
+      this.lastDecile = decile;
+      this.stream.write(line + '\n');
+    }
+  }
+}
+
+export function formatSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  if (seconds < 60) return `${seconds.toFixed(0)}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
+}
