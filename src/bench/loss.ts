@@ -6,7 +6,7 @@
  * SNNL_BENCH_REPEATS the timed repetitions per case (default 5; the median is reported).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '../engine/backend.js';
+import { describeBackend, useBackend } from '../engine/backend.js';
 import { snnl } from '../loss/snnl.js';
 import { snnlNaive } from '../loss/naive.js';
 import type { SnnlOptions } from '../loss/options.js';
@@ -37,7 +37,8 @@ function time(loss: LossFn, x: tf.Tensor2D, y: tf.Tensor1D, options: SnnlOptions
 }
 
 async function main(): Promise<void> {
-  const backend = await useBackend();
+  await useBackend();
+  const backend = describeBackend();
   const repeats = Number(process.env['SNNL_BENCH_REPEATS'] ?? 5);
   console.log(`snnl loss benchmark: backend ${backend}, median of ${repeats} forward+backward passes\n`);
   const rows: string[][] = [['b', 'd', 'preset', 'closed form ms', 'naive autodiff ms', 'speed-up']];

@@ -2,7 +2,7 @@
  * `snnl measure EMBEDDINGS LABELS`: the entanglement (SNNL) of any model's embeddings.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '../engine/backend.js';
+import { describeBackend, useBackend } from '../engine/backend.js';
 import { InputError } from '../errors.js';
 import { readArrayFile } from '../io/arrays.js';
 import type { NumericArray } from '../io/npy.js';
@@ -142,7 +142,7 @@ const fmt = (v: number) =>
 export function formatMeasurement(m: Measurement): string {
   const lines = [
     `SNNL of ${m.embeddings} (${m.examples} examples x ${m.features} features, ${m.classes} classes)`,
-    `  preset ${m.preset}, distance ${m.distance}, backend ${m.backend}`,
+    `  preset ${m.preset}, distance ${m.distance}, backend ${describeBackend()}`,
     `  loss                 ${fmt(m.loss)}`,
     `  temperature          ${fmt(m.temperature)}${m.optimal ? ' (optimal: minimizes the loss)' : ''}`,
   ];

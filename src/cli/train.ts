@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { epochOrder } from '../data/batches.js';
 import { getDatasetSpec } from '../data/datasets.js';
-import { useBackend } from '../engine/backend.js';
+import { describeBackend, useBackend } from '../engine/backend.js';
 import { InputError } from '../errors.js';
 import { checkInputShape } from '../models/models.js';
 import { configFromFlags, type TrainConfig, type TrainFlags } from '../training/config.js';
@@ -71,9 +71,9 @@ export async function trainCommand(
   const { config } = readStoredConfig(dir);
   process.stderr.write(
     `snnl train: ${config.model} on ${config.dataset}, factor ${config.factor}, temperature ${config.temperature}, ` +
-      `${config.epochs} epochs, batch ${config.batchSize}, seed ${config.seed}, backend ${backend}\n  run folder: ${dir}\n`,
+      `${config.epochs} epochs, batch ${config.batchSize}, seed ${config.seed}, backend ${describeBackend()}\n  run folder: ${dir}\n`,
   );
-  const history = await train(dir, backend, { quiet: flags.quiet ?? false });
+  const history = await train(dir, describeBackend(), { quiet: flags.quiet ?? false });
   writeSummary(dir, history, (performance.now() - started) / 1000);
   return { dir, history, backend, seconds: (performance.now() - started) / 1000 };
 }

@@ -101,7 +101,8 @@ const COSINE_NORM_FLOOR = 1e-12;
 const cosine: Distance = {
   name: 'cosine',
   prepare(x, use = 'both') {
-    const norms = tf.maximum(tf.norm(x, 'euclidean', 1, true), COSINE_NORM_FLOOR) as tf.Tensor2D;
+    // sqrt(sum(x^2)) rather than tf.norm, whose Pow kernel is slow on wasm.
+    const norms = tf.maximum(tf.sqrt(tf.sum(tf.square(x), 1, true)), COSINE_NORM_FLOOR) as tf.Tensor2D;
     const unit = tf.div(x, norms) as tf.Tensor2D;
     const transposed = use === 'backward' ? undefined : (tf.transpose(unit) as tf.Tensor2D);
     return {
