@@ -13,6 +13,7 @@ import { datasetStatus, formatStatus, verifyAll } from './datasets.js';
 import { defaultDataDir } from '../data/datasets.js';
 import { MODEL_NAMES } from '../models/models.js';
 import { evaluateCommand, formatEvaluation, formatTrainResult, trainCommand } from './train.js';
+import { quickstartCommand, reportCommand, toyCommand } from './experiment.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -100,6 +101,43 @@ export function buildProgram(): Command {
     .action(async (dir: string, flags: { protocol?: string; backend?: string; json?: boolean }) => {
       const result = await evaluateCommand(dir, flags);
       process.stdout.write((flags.json ? JSON.stringify(result, null, 2) : formatEvaluation(result)) + '\n');
+    });
+
+  program
+    .command('quickstart')
+    .description('the main job: baseline vs SNNL-regularized MLP on MNIST, with a table and a report (a few minutes)')
+    .option('--out <dir>', 'experiment folder', 'runs/quickstart')
+    .option('--epochs <n>', 'epochs per run', '3')
+    .option('--train-subset <n>', 'train on this many examples (a seeded choice) for an even quicker look')
+    .addOption(new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND'))
+    .exitOverride()
+    .action(async (flags: { out: string; epochs: string; trainSubset?: string; backend?: string }) => {
+      process.stdout.write((await quickstartCommand(flags, pkg.version)) + '\n');
+    });
+
+  program
+    .command('report')
+    .description(
+      'an HTML page with figures (entanglement and accuracy curves, UMAP of each layer) for a run or a folder of runs',
+    )
+    .argument('<dir>', 'run folder, or a folder of runs')
+    .option('--points <n>', 'test images per UMAP picture', '600')
+    .addOption(new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND'))
+    .exitOverride()
+    .action(async (dir: string, flags: { points: string; backend?: string }) => {
+      process.stdout.write((await reportCommand(dir, flags)) + '\n');
+    });
+
+  program
+    .command('toy')
+    .description("the paper's Figure 1: 2-D Gaussian points moved by gradient descent on SNNL, both signs")
+    .option('--out <dir>', 'folder for toy.html and toy.png', 'runs/toy')
+    .option('--classes <k>', 'number of Gaussians', '3')
+    .option('--steps <n>', 'gradient steps', '200')
+    .option('--seed <n>', 'seed of the points', '1')
+    .exitOverride()
+    .action(async (flags: { out: string; classes: string; steps: string; seed: string }) => {
+      process.stdout.write((await toyCommand(flags)) + '\n');
     });
 
   const datasets = program

@@ -67,7 +67,7 @@ export async function trainCommand(
     const backend = await useBackend(flags.backend);
     createRun(dir, config, backend, version);
   }
-  const backend = await useBackend(flags.backend);
+  await useBackend(flags.backend);
   const { config } = readStoredConfig(dir);
   process.stderr.write(
     `snnl train: ${config.model} on ${config.dataset}, factor ${config.factor}, temperature ${config.temperature}, ` +
@@ -75,7 +75,7 @@ export async function trainCommand(
   );
   const history = await train(dir, describeBackend(), { quiet: flags.quiet ?? false });
   writeSummary(dir, history, (performance.now() - started) / 1000);
-  return { dir, history, backend, seconds: (performance.now() - started) / 1000 };
+  return { dir, history, backend: describeBackend(), seconds: (performance.now() - started) / 1000 };
 }
 
 export function formatTrainResult(result: {

@@ -23,7 +23,7 @@ export interface Network {
   model: tf.LayersModel;
   /** Names of the hidden representations, in the order the model outputs them (before the last output). */
   hiddenLayers: string[];
-  /** 'classifier': the last output is logits; 'autoencoder': it is a sigmoid reconstruction of the input. */
+  /** 'classifier': the last output is class logits; 'autoencoder': the logits of the input's reconstruction. */
   kind: 'classifier' | 'autoencoder';
 }
 
@@ -141,7 +141,7 @@ function resnet(input: tf.SymbolicTensor, classes: number, options: ModelOptions
   return { hidden, output: dense(classes, 'logits').apply(pooled) as tf.SymbolicTensor };
 }
 
-/** x-500-500-2000-code-2000-500-500-x with a sigmoid code and a sigmoid reconstruction. */
+/** x-500-500-2000-code-2000-500-500-x with a sigmoid code; the output is the reconstruction's logits. */
 function autoencoder(input: tf.SymbolicTensor, options: ModelOptions, shape: number[]) {
   const size = shape.reduce((a, n) => a * n, 1);
   let h = tf.layers.flatten({ name: 'flatten' }).apply(input) as tf.SymbolicTensor;
@@ -157,7 +157,8 @@ function autoencoder(input: tf.SymbolicTensor, options: ModelOptions, shape: num
   layer(2000, 'dec1', 'relu');
   layer(500, 'dec2', 'relu');
   layer(500, 'dec3', 'relu');
-  return { hidden, output: dense(size, 'reconstruction', 'sigmoid').apply(h) as tf.SymbolicTensor };
+  // Logits of the reconstruction: the BCE loss applies the sigmoid (stable), and so does a reader.
+  return { hidden, output: dense(size, 'reconstruction').apply(h) as tf.SymbolicTensor };
 }
 
 export function buildNetwork(

@@ -12,6 +12,7 @@ import { loadDataset, type Dataset, type Normalization } from '../data/datasets.
 import { InputError } from '../errors.js';
 import { snnl } from '../loss/snnl.js';
 import { annealedTemperature, optimalTemperature } from '../loss/temperature.js';
+import { trainStep, type StepSpec } from './step.js';
 import type { SnnlOptions } from '../loss/options.js';
 import { buildNetwork, type Network } from '../models/models.js';
 import { loadCheckpoint, saveCheckpoint, writeAtomic, type NamedTensor } from './checkpoint.js';
@@ -239,6 +240,15 @@ export async function train(dir: string, backend: string, options: TrainOptions 
   let history: EpochMetrics[] = [];
   let firstEpoch = 0;
   const multipliers = layers.map(() => 1);
+  const spec: StepSpec = {
+    classes: dataset.classes,
+    factor: config.factor,
+    temperature: 1,
+    layers,
+    combine: config.combine,
+    snnl: { distance: config.distance, preset: config.preset, checkFinite: false },
+    multipliers,
+  };
 
   if (existsSync(files.checkpoint)) {
     const { tensors, metadata } = loadCheckpoint<CheckpointMeta>(files.checkpoint);
@@ -277,54 +287,16 @@ export async function train(dir: string, backend: string, options: TrainOptions 
         return history;
       }
       const batch = gatherBatch(dataset.train, dataset.imageShape, norm, batches[k]!);
-      const snnlOptions: SnnlOptions = { distance: config.distance, preset: config.preset, checkFinite: false };
-      let parts: tf.Tensor | undefined;
-      const cost = optimizer.minimize(() => {
-        const outputs = net.model.apply(batch.x, { training: true }) as tf.Tensor[];
-        const last = outputs.at(-1)!;
-        const primary =
-          net.kind === 'autoencoder'
-            ? tf.losses.sigmoidCrossEntropy(
-                tf.reshape(batch.x, last.shape),
-                tf.log(tf.div(tf.clipByValue(last, 1e-7, 1 - 1e-7), tf.sub(1, tf.clipByValue(last, 1e-7, 1 - 1e-7)))),
-              )
-            : tf.losses.softmaxCrossEntropy(tf.oneHot(batch.y, dataset.classes), last);
-        let snnlTerm: tf.Scalar = tf.scalar(0);
-        if (config.factor !== 0) {
-          const terms = layers.map(({ index, weight }, l) => {
-            const h = outputs[index]!;
-            let t = temperature;
-            if (t === 'optimal') {
-              // The reference code's rule: one gradient step on the inverse-temperature multiplier per batch.
-              const step = optimalTemperature(h, batch.labels, {
-                ...snnlOptions,
-                method: 'one-step',
-                multiplier: multipliers[l]!,
-              });
-              multipliers[l] = step.multiplier!;
-              t = step.temperature;
-            }
-            return tf.mul(snnl(h, batch.labels, { ...snnlOptions, temperature: t }), weight) as tf.Scalar;
-          });
-          snnlTerm = (config.combine === 'min' ? tf.min(tf.stack(terms)) : tf.addN(terms)) as tf.Scalar;
-        }
-        const total = tf.add(primary, tf.mul(snnlTerm, config.factor)) as tf.Scalar;
-        const correct =
-          net.kind === 'classifier' ? tf.sum(tf.cast(tf.equal(tf.argMax(last, 1), batch.y), 'float32')) : tf.scalar(0);
-        parts = tf.keep(tf.stack([primary, snnlTerm, correct]));
-        return total;
-      }, true);
-      const [primary, snnlValue, correct] = Array.from(parts!.dataSync());
-      const loss = cost!.dataSync()[0]!;
-      tf.dispose([cost!, parts!, batch.x, batch.y]);
+      const { loss, primary, snnl: snnlValue, correct } = trainStep(net, optimizer, batch, { ...spec, temperature });
+      tf.dispose([batch.x, batch.y]);
       if (!Number.isFinite(loss)) {
         throw new Error(`the loss became ${loss} at epoch ${epoch + 1}, batch ${k + 1}; lower --lr or |--factor|`);
       }
       const n = batches[k]!.length;
       sums.loss += loss * n;
-      sums.primary += primary! * n;
-      sums.snnl += snnlValue! * n;
-      sums.correct += correct!;
+      sums.primary += primary * n;
+      sums.snnl += snnlValue * n;
+      sums.correct += correct;
       sums.seen += n;
       const seconds = (performance.now() - started) / 1000;
       bar.update(k + 1, {

@@ -1,0 +1,192 @@
+/**
+ * `npm run bench`: snnl against PyTorch on the same machine, in one run, alternating the two.
+ *
+ * Cases: the MLP 784-500-500-10 and the REFERENCE CNN (28x28x1 and 32x32x3) trained with SNNL on their
+ * hidden layers (pt-snnl's formula, cosine, T = 100, factor -10, batch 128, Adam), and SNNL forward +
+ * backward alone at b = 1024, d = 3136 (the stable formula; PyTorch by autodiff). PyTorch is Debian's
+ * python3-torch with OpenBLAS (OpenMP build) selected per command, as ../shared/REFERENCE.md section 5
+ * says; where it is missing the benchmark says how to install it and measures snnl alone.
+ *
+ * Environment: SNNL_BENCH_ROUNDS (default 3), SNNL_BENCH_OUT (default bench-results.json), SNNL_PYTHON
+ * (default /usr/bin/python3, where Debian installs torch).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { describeBackend, useBackend } from '../engine/backend.js';
+import { snnl } from '../loss/snnl.js';
+import { buildNetwork, type ModelName } from '../models/models.js';
+import { trainStep } from '../training/step.js';
+import { writeAtomic } from '../training/checkpoint.js';
+
+interface Case {
+  name: string;
+  kind: 'mlp' | 'cnn' | 'snnl';
+  shape?: [number, number, number];
+  batch: number;
+  features?: number;
+  steps: number;
+}
+
+const CASES: Case[] = [
+  { name: 'MLP 784-500-500-10 + SNNL (2 layers)', kind: 'mlp', shape: [28, 28, 1], batch: 128, steps: 30 },
+  { name: 'CNN 28x28x1 + SNNL (5 layers)', kind: 'cnn', shape: [28, 28, 1], batch: 128, steps: 4 },
+  { name: 'CNN 32x32x3 + SNNL (5 layers)', kind: 'cnn', shape: [32, 32, 3], batch: 128, steps: 3 },
+  { name: 'SNNL fwd+bwd b=1024 d=3136', kind: 'snnl', batch: 1024, features: 3136, steps: 3 },
+];
+
+const FACTOR = -10;
+const TEMPERATURE = 100;
+const OPENBLAS = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
+/** Debian's python3-torch lives in the system Python, which a pyenv or venv python3 may hide. */
+const PYTHON = process.env['SNNL_PYTHON'] ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** Images (or examples) per second of `steps` steps after one warm-up. */
+function timeSteps(step: () => void, batch: number, steps: number): number {
+  step();
+  const start = performance.now();
+  for (let s = 0; s < steps; s++) step();
+  return (batch * steps) / ((performance.now() - start) / 1000);
+}
+
+function snnlSide(c: Case): () => number {
+  const labels = Int32Array.from({ length: c.batch }, (_, i) => (i * 7) % 10);
+  if (c.kind === 'snnl') {
+    const x = tf.randomNormal([c.batch, c.features!], 0, 1, 'float32', 1);
+    const step = () =>
+      tf.tidy(() => {
+        const g = tf.grad((f: tf.Tensor) => snnl(f, labels, { temperature: c.features! }))(x);
+        g.dataSync();
+      });
+    return () => timeSteps(step, c.batch, c.steps);
+  }
+  const net = buildNetwork(c.kind as ModelName, c.shape!, 10, 1);
+  const optimizer = tf.train.adam(1e-3);
+  const batch = {
+    x: tf.randomNormal([c.batch, ...c.shape!], 0, 1, 'float32', 2) as tf.Tensor4D,
+    y: tf.tensor1d(labels, 'int32'),
+    labels,
+  };
+  const spec = {
+    classes: 10,
+    factor: FACTOR,
+    temperature: TEMPERATURE,
+    layers: net.hiddenLayers.map((_, index) => ({ index, weight: 1 })),
+    combine: 'sum' as const,
+    snnl: { preset: 'pt-snnl' as const, distance: 'cosine' as const, checkFinite: false },
+    multipliers: [],
+  };
+  return () => timeSteps(() => void trainStep(net, optimizer, batch, spec), c.batch, c.steps);
+}
+
+interface TorchResult {
+  images_per_second: number;
+  torch: string;
+}
+
+function torchSide(c: Case, threads: number): TorchResult {
+  const script = join(import.meta.dirname, '..', '..', 'bench', 'torch_bench.py');
+  const config = {
+    kind: c.kind,
+    shape: c.shape,
+    batch: c.batch,
+    features: c.features,
+    steps: c.steps,
+    threads,
+    factor: FACTOR,
+    temperature: c.kind === 'snnl' ? c.features : TEMPERATURE,
+  };
+  const run = spawnSync(PYTHON, [script, JSON.stringify(config)], {
+    encoding: 'utf8',
+    env: { ...process.env, LD_LIBRARY_PATH: OPENBLAS, OMP_NUM_THREADS: String(threads) },
+  });
+  if (run.status !== 0) throw new Error(`PyTorch side failed: ${run.stderr.trim().split('\n').at(-1)}`);
+  return JSON.parse(run.stdout.trim().split('\n').at(-1)!) as TorchResult;
+}
+
+function torchAvailable(): boolean {
+  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  return probe.status === 0;
+}
+
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows
+    .map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '))
+    .join('\n');
+}
+
+async function main(): Promise<void> {
+  await useBackend();
+  const backend = describeBackend();
+  const threads = availableParallelism();
+  const rounds = Number(process.env['SNNL_BENCH_ROUNDS'] ?? 3);
+  const withTorch = torchAvailable();
+  const blas = existsSync(OPENBLAS);
+  console.log(
+    `snnl benchmark: snnl on ${backend} against PyTorch, ${threads} threads each, median of ${rounds} alternating rounds`,
+  );
+  if (!withTorch) {
+    console.log(
+      'PyTorch is not installed: measuring snnl alone. For the comparison: sudo apt-get install python3-torch libopenblas0-openmp',
+    );
+  } else if (!blas) {
+    console.log(
+      'OpenBLAS (OpenMP build) is missing, so PyTorch runs on the slow reference BLAS: sudo apt-get install libopenblas0-openmp',
+    );
+  }
+  const results: Array<Record<string, unknown>> = [];
+  const rows = [['case', 'snnl img/s', 'PyTorch img/s', 'snnl/PyTorch']];
+  for (const c of CASES) {
+    const measure = snnlSide(c);
+    const ours: number[] = [];
+    const theirs: number[] = [];
+    let version = '';
+    for (let r = 0; r < rounds; r++) {
+      ours.push(measure());
+      if (withTorch) {
+        const t = torchSide(c, threads);
+        theirs.push(t.images_per_second);
+        version = t.torch;
+      }
+    }
+    const snnlRate = median(ours);
+    const torchRate = withTorch ? median(theirs) : null;
+    const ratio = torchRate ? snnlRate / torchRate : null;
+    results.push({
+      case: c.name,
+      snnlImagesPerSecond: snnlRate,
+      torchImagesPerSecond: torchRate,
+      ratio,
+      rounds: { snnl: ours, torch: theirs },
+    });
+    rows.push([c.name, snnlRate.toFixed(0), torchRate?.toFixed(0) ?? '-', ratio ? `${ratio.toFixed(2)}x` : '-']);
+    console.log(rows.at(-1)!.join('  |  '));
+    if (version) results.at(-1)!['torch'] = version;
+  }
+  console.log('\n' + formatTable(rows));
+  const out = process.env['SNNL_BENCH_OUT'] ?? 'bench-results.json';
+  const record = {
+    date: new Date().toISOString(),
+    backend,
+    threads,
+    node: process.version,
+    tfjs: tf.version.tfjs,
+    openblas: blas,
+    results,
+  };
+  writeAtomic(out, JSON.stringify(record, null, 2) + '\n');
+  console.log(`\nwritten: ${out}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(`snnl bench: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,82 @@
+/**
+ * `snnl quickstart` (npm start) and `snnl report DIR`.
+ */
+import { describeBackend, useBackend } from '../engine/backend.js';
+import { quickstart } from '../experiments/quickstart.js';
+import { runToy, TOY_DEFAULTS } from '../experiments/toy.js';
+import { writeToyReport } from '../report/toy.js';
+import { buildReport } from '../report/report.js';
+import { parseNumberFlag } from '../training/config.js';
+import { formatSeconds } from '../training/progress.js';
+import { formatTable } from './table.js';
+
+const log = (line: string) => process.stderr.write(line + '\n');
+const whole = (n: number) => Number.isInteger(n) && n >= 1;
+
+export async function quickstartCommand(
+  flags: { out: string; epochs: string; trainSubset?: string; backend?: string },
+  version: string,
+): Promise<string> {
+  const epochs = parseNumberFlag(flags.epochs, '--epochs', whole, 'a whole number of epochs above 0')!;
+  const trainSubset = parseNumberFlag(
+    flags.trainSubset,
+    '--train-subset',
+    (n) => whole(n) && n >= 128,
+    'a whole number of at least 128',
+  );
+  await useBackend(flags.backend);
+  const started = performance.now();
+  log(
+    `snnl quickstart: MNIST, MLP 784-500-500-10, baseline vs SNNL (pt-snnl, cosine, T=100, factor +10 and -10), ${epochs} epochs each, backend ${describeBackend()}`,
+  );
+  const result = await quickstart(
+    { out: flags.out, epochs, ...(trainSubset ? { trainSubset } : {}) },
+    describeBackend(),
+    version,
+    log,
+  );
+  return [
+    '',
+    formatTable([result.table.header, ...result.table.rows]),
+    '',
+    `finished in ${formatSeconds((performance.now() - started) / 1000)}; report: ${result.report}`,
+  ].join('\n');
+}
+
+export async function reportCommand(dir: string, flags: { points: string; backend?: string }): Promise<string> {
+  const points = parseNumberFlag(
+    flags.points,
+    '--points',
+    (n) => whole(n) && n >= 20,
+    'a whole number of at least 20',
+  )!;
+  await useBackend(flags.backend);
+  const path = await buildReport(dir, { points, log });
+  return `report: ${path}`;
+}
+
+export async function toyCommand(flags: {
+  out: string;
+  classes: string;
+  steps: string;
+  seed: string;
+}): Promise<string> {
+  const classes = parseNumberFlag(
+    flags.classes,
+    '--classes',
+    (n) => whole(n) && n >= 2 && n <= 10,
+    'a whole number from 2 to 10',
+  )!;
+  const steps = parseNumberFlag(flags.steps, '--steps', whole, 'a whole number of steps above 0')!;
+  const seed = parseNumberFlag(flags.seed, '--seed', (n) => Number.isInteger(n) && n >= 0, 'a whole number from 0')!;
+  await useBackend('cpu');
+  const frameSteps = [0, Math.round(steps / 20), Math.round(steps / 4), steps].filter(
+    (s, k, all) => all.indexOf(s) === k,
+  );
+  const frames = runToy({ ...TOY_DEFAULTS, classes, steps, seed, frames: frameSteps });
+  const path = await writeToyReport(flags.out, frames);
+  const lines = frames.map(
+    (f) => `${f.direction.padEnd(11)} step ${String(f.step).padStart(4)}: SNNL ${f.loss.toFixed(3)}`,
+  );
+  return [...lines, `figure: ${path}`].join('\n');
+}

@@ -1,0 +1,58 @@
+/**
+ * Running a set of training runs in one folder, resumably: a finished run is skipped, an interrupted
+ * one resumes from its checkpoint, a new one starts.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TrainConfig } from '../training/config.js';
+import { createRun, readStoredConfig, runFiles, train, writeSummary, type EpochMetrics } from '../training/train.js';
+import { readHistory } from '../report/report.js';
+
+export interface PlannedRun {
+  name: string;
+  config: TrainConfig;
+}
+
+export interface RunOutcome {
+  name: string;
+  dir: string;
+  history: EpochMetrics[];
+  status: 'done before' | 'resumed' | 'trained';
+}
+
+export async function runAll(
+  root: string,
+  plan: PlannedRun[],
+  backend: string,
+  version: string,
+  log: (line: string) => void,
+): Promise<RunOutcome[]> {
+  const outcomes: RunOutcome[] = [];
+  for (const [k, { name, config }] of plan.entries()) {
+    const dir = join(root, name);
+    let status: RunOutcome['status'] = 'trained';
+    if (existsSync(runFiles(dir).config)) {
+      const stored = readStoredConfig(dir).config;
+      if (JSON.stringify(stored) !== JSON.stringify(config)) {
+        throw new Error(`${dir} holds a run with other settings; remove it or choose another --out`);
+      }
+      const done = readHistory(dir).length;
+      if (done >= config.epochs) {
+        log(`[${k + 1}/${plan.length}] ${name}: finished before, skipped`);
+        outcomes.push({ name, dir, history: readHistory(dir), status: 'done before' });
+        continue;
+      }
+      status = 'resumed';
+    } else {
+      createRun(dir, config, backend, version);
+    }
+    log(
+      `[${k + 1}/${plan.length}] ${name}: ${status === 'resumed' ? 'resuming' : 'training'} (${config.model} on ${config.dataset}, factor ${config.factor}, T ${config.temperature}, seed ${config.seed})`,
+    );
+    const started = performance.now();
+    const history = await train(dir, backend, { log });
+    writeSummary(dir, history, (performance.now() - started) / 1000);
+    outcomes.push({ name, dir, history, status });
+  }
+  return outcomes;
+}

@@ -1,0 +1,130 @@
+/**
+ * Figures as vega-lite specifications, rendered to SVG without a browser (vega's headless view) and to
+ * PNG (resvg). One function per figure; each takes plain rows and returns a spec.
+ */
+import { Resvg } from '@resvg/resvg-js';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+
+export type Row = Record<string, string | number | null>;
+
+export async function toSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg;
+}
+
+export function svgToPng(svg: string): Uint8Array {
+  const png = new Resvg(svg, {
+    background: 'white',
+    fitTo: { mode: 'zoom', value: 2 },
+    font: { loadSystemFonts: true },
+  })
+    .render()
+    .asPng();
+  return new Uint8Array(png);
+}
+
+const CONFIG = {
+  view: { stroke: null },
+  axis: { labelFontSize: 11, titleFontSize: 12 },
+  legend: { labelFontSize: 11 },
+};
+
+/** A line per (run, layer) of a per-epoch quantity, one panel per layer. */
+export function curvesSpec(rows: Row[], y: string, title: string, yTitle: string): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    data: { values: rows },
+    facet: { column: { field: 'layer', type: 'nominal', sort: null, title: null } },
+    spec: {
+      width: 170,
+      height: 150,
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } },
+        y: { field: y, type: 'quantitative', title: yTitle, scale: { zero: false } },
+        color: { field: 'run', type: 'nominal', title: 'run' },
+      },
+    },
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+/** Test accuracy per epoch, one line per run. */
+export function accuracySpec(rows: Row[]): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Test accuracy (real test split)',
+    data: { values: rows },
+    width: 320,
+    height: 180,
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1 } },
+      y: { field: 'accuracy', type: 'quantitative', title: 'accuracy (%)', scale: { zero: false } },
+      color: { field: 'run', type: 'nominal' },
+    },
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+/** 2-D embeddings of each hidden layer, one row of panels per run, colored by class. */
+export function embeddingSpec(rows: Row[], method: string): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: `${method} of each hidden layer's representation of test images, colored by class`,
+    data: { values: rows },
+    facet: {
+      row: { field: 'run', type: 'nominal', title: null, sort: null },
+      column: { field: 'layer', type: 'nominal', title: null, sort: null },
+    },
+    spec: {
+      width: 160,
+      height: 160,
+      mark: { type: 'circle', size: 9, opacity: 0.75 },
+      encoding: {
+        x: { field: 'x', type: 'quantitative', axis: null, scale: { zero: false } },
+        y: { field: 'y', type: 'quantitative', axis: null, scale: { zero: false } },
+        color: { field: 'class', type: 'nominal', scale: { scheme: 'category10' } },
+      },
+    },
+    resolve: { scale: { x: 'independent', y: 'independent' } },
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+/** Frames of the toy: points moving under SNNL gradient descent, one panel per step, one row per sign. */
+export function framesSpec(rows: Row[], title: string): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    data: { values: rows },
+    facet: {
+      row: { field: 'direction', type: 'nominal', title: null, sort: null },
+      column: { field: 'step', type: 'ordinal', title: 'gradient step' },
+    },
+    spec: {
+      width: 130,
+      height: 130,
+      layer: [
+        {
+          mark: { type: 'circle', size: 14, opacity: 0.8 },
+          encoding: {
+            x: { field: 'x', type: 'quantitative', axis: null, scale: { zero: false } },
+            y: { field: 'y', type: 'quantitative', axis: null, scale: { zero: false } },
+            color: { field: 'class', type: 'nominal', scale: { scheme: 'category10' } },
+          },
+        },
+        {
+          mark: { type: 'text', align: 'left', baseline: 'top', fontSize: 11, x: 2, y: 2 },
+          encoding: { text: { field: 'label', type: 'nominal' } },
+        },
+      ],
+    },
+    resolve: { scale: { x: 'independent', y: 'independent' } },
+    config: CONFIG,
+  } as TopLevelSpec;
+}

@@ -1,0 +1,120 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runToy, TOY_DEFAULTS } from '../src/experiments/toy.js';
+import { runAll } from '../src/experiments/runs.js';
+import { quickstartPlan } from '../src/experiments/quickstart.js';
+import { buildReport, findRuns } from '../src/report/report.js';
+import { writeToyReport } from '../src/report/toy.js';
+import { InputError } from '../src/errors.js';
+import { needs, onBackend } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+let root: string;
+let experiment: string;
+const quiet = () => undefined;
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'snnl-report-'));
+  await onBackend('wasm');
+  // The quickstart's three runs, cut down to seconds: the same code path as npm start.
+  experiment = join(root, 'quick');
+  const plan = quickstartPlan({ out: experiment, epochs: 2, trainSubset: 256 }).map((p) => ({
+    ...p,
+    config: { ...p.config, modelOptions: { widths: [24, 24] }, evalSample: 60 },
+  }));
+  await runAll(experiment, plan, 'wasm', 'test', quiet);
+}, 120_000);
+
+/** Opens a page in headless Chromium; returns its DOM and any console errors. */
+function openInChromium(path: string) {
+  const run = spawnSync(
+    CHROMIUM,
+    [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      `--user-data-dir=${mkdtempSync(join(tmpdir(), 'chromium-'))}`,
+      '--enable-logging=stderr',
+      '--v=0',
+      '--dump-dom',
+      `file://${path}`,
+    ],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  const consoleErrors = run.stderr.split('\n').filter((l) => /CONSOLE|Uncaught|ERROR:.*(javascript|script)/i.test(l));
+  return { dom: run.stdout, consoleErrors, status: run.status };
+}
+
+describe('report', () => {
+  it('finds the runs of an experiment folder, and resumes nothing that is finished', async () => {
+    expect(findRuns(experiment).map((d) => d.split('/').pop())).toEqual([
+      'baseline',
+      'snnl-disentangle',
+      'snnl-entangle',
+    ]);
+    const lines: string[] = [];
+    const plan = quickstartPlan({ out: experiment, epochs: 2, trainSubset: 256 }).map((p) => ({
+      ...p,
+      config: { ...p.config, modelOptions: { widths: [24, 24] }, evalSample: 60 },
+    }));
+    await runAll(experiment, plan, 'wasm', 'test', (l) => lines.push(l));
+    expect(lines.filter((l) => l.includes('finished before, skipped'))).toHaveLength(3);
+  });
+
+  it('writes one self-contained page with inline SVG figures and PNG files beside it', async () => {
+    const page = await buildReport(experiment, { points: 40 });
+    const html = readFileSync(page, 'utf8');
+    expect(html.match(/<svg/g)!.length).toBe(4);
+    expect(html).not.toMatch(/<script|src="http/);
+    for (const name of ['entanglement-optimal', 'entanglement-fixed', 'accuracy', 'representations-umap']) {
+      const png = readFileSync(join(experiment, `${name}.png`));
+      expect(Array.from(png.subarray(1, 4))).toEqual([0x50, 0x4e, 0x47]);
+    }
+    // Every run, and each of its hidden layers, appears in the table and the pictures.
+    for (const label of ['baseline', 'SNNL a=10, T=100', 'SNNL a=-10, T=100']) expect(html).toContain(label);
+    expect(html).toContain('SNNL fc1 (optimal T)');
+    expect(html).toContain('SNNL fc2 (optimal T)');
+  }, 120_000);
+
+  needs(existsSync(CHROMIUM), 'Debian package chromium is not installed')(
+    'renders in headless Chromium with no console errors',
+    async () => {
+      const page = join(experiment, 'report.html');
+      if (!existsSync(page)) await buildReport(experiment, { points: 40 });
+      const { dom, consoleErrors } = openInChromium(page);
+      expect(consoleErrors).toEqual([]);
+      expect(dom.match(/<svg/g)!.length).toBe(4);
+    },
+    120_000,
+  );
+
+  it('refuses a folder without runs, or whose runs have not finished an epoch', async () => {
+    await expect(buildReport(root + '/nothing')).rejects.toThrow(InputError);
+    await expect(buildReport(mkdtempSync(join(tmpdir(), 'empty-')))).rejects.toThrow(/holds no run/);
+  });
+});
+
+describe('the toy of Figure 1', () => {
+  it('separates the classes when minimizing SNNL and mixes them when maximizing', () => {
+    const frames = runToy({ ...TOY_DEFAULTS, steps: 30, frames: [0, 30], pointsPerClass: 15 });
+    const at = (direction: string, step: number) =>
+      frames.find((f) => f.direction === direction && f.step === step)!.loss;
+    expect(at('disentangle', 30)).toBeLessThan(at('disentangle', 0) / 2);
+    expect(at('entangle', 30)).toBeGreaterThan(at('entangle', 0));
+    // Fully mixed, SNNL at its optimal (infinite) temperature is log((b - 1) / (class size - 1)).
+    expect(at('entangle', 30)).toBeLessThanOrEqual(Math.log(44 / 14) + 1e-3);
+  });
+
+  it('draws the frames as a page and a PNG', async () => {
+    const frames = runToy({ ...TOY_DEFAULTS, steps: 5, frames: [0, 5], pointsPerClass: 10 });
+    const page = await writeToyReport(join(root, 'toy'), frames);
+    expect(readFileSync(page, 'utf8')).toMatch(/<svg/);
+    expect(existsSync(join(root, 'toy', 'toy.png'))).toBe(true);
+  });
+});
