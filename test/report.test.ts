@@ -77,7 +77,7 @@ describe('report', () => {
       expect(Array.from(png.subarray(1, 4))).toEqual([0x50, 0x4e, 0x47]);
     }
     // Every run, and each of its hidden layers, appears in the table and the pictures.
-    for (const label of ['baseline', 'SNNL a=10, T=100', 'SNNL a=-10, T=100']) expect(html).toContain(label);
+    for (const label of ['baseline', 'SNNL a=10, T=0.1', 'SNNL a=-10, T=0.1']) expect(html).toContain(label);
     expect(html).toContain('SNNL fc1 (optimal T)');
     expect(html).toContain('SNNL fc2 (optimal T)');
   }, 120_000);

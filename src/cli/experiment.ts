@@ -27,7 +27,7 @@ export async function quickstartCommand(
   await useBackend(flags.backend);
   const started = performance.now();
   log(
-    `snnl quickstart: MNIST, MLP 784-500-500-10, baseline vs SNNL (pt-snnl, cosine, T=100, factor +10 and -10), ${epochs} epochs each, backend ${describeBackend()}`,
+    `snnl quickstart: MNIST, MLP 784-500-500-10, baseline vs SNNL (cosine distance, T=0.1, factor +10 and -10), ${epochs} epochs each, backend ${describeBackend()}`,
   );
   const result = await quickstart(
     { out: flags.out, epochs, ...(trainSubset ? { trainSubset } : {}) },
