@@ -1,7 +1,12 @@
 /**
  * `snnl quickstart` (npm start) and `snnl report DIR`.
  */
+import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { describeBackend, useBackend } from '../engine/backend.js';
+import { InputError } from '../errors.js';
+import { reproduce, REPRODUCIBLE_DATASETS, tableMarkdown } from '../experiments/reproduce.js';
+import { writeAtomic } from '../training/checkpoint.js';
 import { quickstart } from '../experiments/quickstart.js';
 import { runToy, TOY_DEFAULTS } from '../experiments/toy.js';
 import { writeToyReport } from '../report/toy.js';
@@ -79,4 +84,94 @@ export async function toyCommand(flags: {
     (f) => `${f.direction.padEnd(11)} step ${String(f.step).padStart(4)}: SNNL ${f.loss.toFixed(3)}`,
   );
   return [...lines, `figure: ${path}`].join('\n');
+}
+
+export async function reproduceCommand(
+  flags: {
+    datasets: string;
+    seeds: string;
+    epochs?: string;
+    out: string;
+    dataDir?: string;
+    trainSubset?: string;
+    evalSample?: string;
+    backend?: string;
+  },
+  version: string,
+): Promise<string> {
+  const datasets = flags.datasets
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean);
+  for (const d of datasets) {
+    if (!(REPRODUCIBLE_DATASETS as readonly string[]).includes(d)) {
+      throw new InputError(
+        '--datasets',
+        `'${d}' is not in the published table; expected some of ${REPRODUCIBLE_DATASETS.join(', ')}`,
+      );
+    }
+  }
+  const seeds = flags.seeds
+    .split(',')
+    .map((s) => parseNumberFlag(s, '--seeds', (n) => Number.isInteger(n) && n >= 0, 'whole numbers, comma-separated')!);
+  if (seeds.length === 0) throw new InputError('--seeds', 'give at least one seed');
+  const epochs = parseNumberFlag(flags.epochs, '--epochs', whole, 'a whole number of epochs above 0');
+  const trainSubset = parseNumberFlag(
+    flags.trainSubset,
+    '--train-subset',
+    (n) => whole(n) && n >= 128,
+    'a whole number of at least 128',
+  );
+  const evalSample = parseNumberFlag(
+    flags.evalSample,
+    '--eval-sample',
+    (n) => whole(n) && n >= 2,
+    'a whole number of at least 2',
+  );
+  await useBackend(flags.backend);
+  const started = performance.now();
+  log(
+    `snnl reproduce: ${datasets.join(', ')}; seeds ${seeds.join(', ')}; 5 configurations each; backend ${describeBackend()}; folder ${flags.out}`,
+  );
+  const options = {
+    out: flags.out,
+    datasets,
+    seeds,
+    ...(epochs ? { epochs } : {}),
+    ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
+    ...(trainSubset ? { trainSubset } : {}),
+    ...(evalSample ? { evalSample } : {}),
+  };
+  const result = await reproduce(options, describeBackend(), version, log);
+  if (result.cells.length === 0)
+    throw new InputError('--datasets', `none of ${datasets.join(', ')} is available; see snnl datasets`);
+  const seconds = (performance.now() - started) / 1000;
+  const context = [
+    `Command: snnl reproduce --datasets ${datasets.join(',')} --seeds ${seeds.join(',')}${epochs ? ` --epochs ${epochs}` : ''}${trainSubset ? ` --train-subset ${trainSubset}` : ''}`,
+    `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), backend ${describeBackend()}, wall time of this invocation ${formatSeconds(seconds)}.`,
+    trainSubset
+      ? `Trained on ${trainSubset} examples only: a quick look, not comparable with the published table.`
+      : '',
+    ...result.skipped.map((s) => `Skipped ${s.dataset}: not available (${s.why}).`),
+  ]
+    .filter(Boolean)
+    .join('\n\n');
+  const markdown = tableMarkdown(result.cells, context);
+  writeAtomic(join(flags.out, 'table.md'), markdown);
+  writeAtomic(
+    join(flags.out, 'table.json'),
+    JSON.stringify({ context, cells: result.cells, skipped: result.skipped }, null, 2) + '\n',
+  );
+  log('writing the report');
+  const firstSeed = seeds[0]!;
+  const report = await buildReport(flags.out, {
+    title: 'SNNL results table, reproduced',
+    points: 400,
+    sections: [
+      `<h2>Table</h2><pre>${markdown.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!)}</pre>`,
+    ],
+    embed: (run) => run.label.endsWith(` s${firstSeed}`),
+    log,
+  });
+  return `${markdown}\nwritten: ${join(flags.out, 'table.md')}, ${join(flags.out, 'table.json')}, ${report}`;
 }

@@ -13,7 +13,7 @@ import { datasetStatus, formatStatus, verifyAll } from './datasets.js';
 import { defaultDataDir } from '../data/datasets.js';
 import { MODEL_NAMES } from '../models/models.js';
 import { evaluateCommand, formatEvaluation, formatTrainResult, trainCommand } from './train.js';
-import { quickstartCommand, reportCommand, toyCommand } from './experiment.js';
+import { quickstartCommand, reportCommand, reproduceCommand, toyCommand } from './experiment.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -126,6 +126,24 @@ export function buildProgram(): Command {
     .exitOverride()
     .action(async (dir: string, flags: { points: string; backend?: string }) => {
       process.stdout.write((await reportCommand(dir, flags)) + '\n');
+    });
+
+  program
+    .command('reproduce')
+    .description(
+      "the published results table (pt-snnl's CNN): 5 configurations x data sets x seeds, on the real test split; resumable",
+    )
+    .option('--datasets <list>', 'comma-separated: mnist, fashion-mnist, svhn', 'mnist,fashion-mnist,svhn')
+    .option('--seeds <list>', 'comma-separated seeds', '1234,42,73,1024,86400')
+    .option('--epochs <n>', 'epochs per run (default: 10, SVHN 20, as published)')
+    .option('--out <dir>', 'reproduction folder', 'results/reproduction')
+    .option('--data-dir <dir>', 'folder of user-supplied data sets (SVHN)')
+    .option('--train-subset <n>', 'train on this many examples for a quick look (not comparable with the table)')
+    .option('--eval-sample <n>', 'test images on which per-layer SNNL is measured each epoch')
+    .addOption(new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND'))
+    .exitOverride()
+    .action(async (flags: Parameters<typeof reproduceCommand>[0]) => {
+      process.stdout.write((await reproduceCommand(flags, pkg.version)) + '\n');
     });
 
   program

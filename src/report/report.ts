@@ -24,14 +24,19 @@ export interface RunSummary {
   history: EpochMetrics[];
 }
 
-/** The run folders of `dir`: itself if it is one, else its sub-folders that are. */
+/** The run folders of `dir`: itself if it is one, else the runs in its sub-folders, two levels deep. */
 export function findRuns(dir: string): string[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(dir, 'no such folder');
-  if (existsSync(runFiles(dir).config)) return [dir];
-  const runs = readdirSync(dir)
-    .map((name) => join(dir, name))
-    .filter((path) => statSync(path).isDirectory() && existsSync(runFiles(path).config))
-    .sort();
+  const search = (folder: string, depth: number): string[] => {
+    if (existsSync(runFiles(folder).config)) return [folder];
+    if (depth === 0) return [];
+    return readdirSync(folder)
+      .sort()
+      .map((name) => join(folder, name))
+      .filter((path) => statSync(path).isDirectory())
+      .flatMap((path) => search(path, depth - 1));
+  };
+  const runs = search(dir, 2);
   if (runs.length === 0) throw new InputError(dir, 'holds no run (no config.json in it or its sub-folders)');
   return runs;
 }
@@ -46,11 +51,11 @@ export function readHistory(dir: string): EpochMetrics[] {
     .map((line) => JSON.parse(line) as EpochMetrics);
 }
 
-/** A short name for a run: its SNNL settings. */
-export function runLabel(dir: string): string {
+/** A short name for a run: its SNNL settings (with data set and seed where runs differ in those). */
+export function runLabel(dir: string, detailed = false): string {
   const { config } = readStoredConfig(dir);
-  if (config.factor === 0) return 'baseline';
-  return `SNNL a=${config.factor}, T=${config.temperature}`;
+  const settings = config.factor === 0 ? 'baseline' : `SNNL a=${config.factor}, T=${config.temperature}`;
+  return detailed ? `${config.dataset} ${settings} s${config.seed}` : settings;
 }
 
 const escape = (s: string) =>
@@ -86,6 +91,8 @@ export interface ReportOptions {
   points?: number;
   /** Extra HTML sections (a reproduction's table) placed before the figures. */
   sections?: string[];
+  /** Which runs get UMAP pictures (default: all). */
+  embed?: (run: RunSummary) => boolean;
   title?: string;
   log?: (line: string) => void;
 }
@@ -115,7 +122,10 @@ async function embeddingRows(runs: RunSummary[], points: number, log: (l: string
 /** Builds DIR/report.html and its PNG figures; returns the page's path. */
 export async function buildReport(dir: string, options: ReportOptions = {}): Promise<string> {
   const log = options.log ?? (() => undefined);
-  const runs: RunSummary[] = findRuns(dir).map((d) => ({ dir: d, label: runLabel(d), history: readHistory(d) }));
+  const found = findRuns(dir);
+  const configs = found.map((d) => readStoredConfig(d).config);
+  const detailed = new Set(configs.map((c) => `${c.dataset} ${c.seed}`)).size > 1;
+  const runs: RunSummary[] = found.map((d) => ({ dir: d, label: runLabel(d, detailed), history: readHistory(d) }));
   const finished = runs.filter((r) => r.history.length > 0);
   if (finished.length === 0) throw new InputError(dir, 'no run in it has finished an epoch yet');
   const figures: Array<{ name: string; svg: string }> = [];
@@ -154,7 +164,7 @@ export async function buildReport(dir: string, options: ReportOptions = {}): Pro
   );
   if (accuracyRows.length > 0) figures.push({ name: 'accuracy', svg: await toSvg(accuracySpec(accuracyRows)) });
   log('embedding the hidden layers (UMAP)');
-  const embedded = await embeddingRows(finished, options.points ?? 600, log);
+  const embedded = await embeddingRows(finished.filter(options.embed ?? (() => true)), options.points ?? 600, log);
   figures.push({ name: 'representations-umap', svg: await toSvg(embeddingSpec(embedded, 'UMAP')) });
   for (const f of figures) writeAtomic(join(dir, `${f.name}.png`), svgToPng(f.svg));
   const table = resultsTable(finished);
