@@ -10,21 +10,10 @@ import { encodeMat, parseMat, type MatArray } from '../src/data/mat.js';
 import { encodeTar, untar } from '../src/data/cifar.js';
 import { FASHION_MNIST_DEBIAN_DIR, loadDataset } from '../src/data/datasets.js';
 import { epochOrder, gatherBatch } from '../src/data/batches.js';
-import { InputError } from '../src/errors.js';
-import { needs, onBackend } from './helpers.js';
+import { inputErrorMessage as inputError, needs, onBackend } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const snnlCli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-
-function inputError(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(InputError);
-    return (e as Error).message;
-  }
-  throw new Error('expected an InputError');
-}
 
 let root: string;
 const fresh = (name: string) => {

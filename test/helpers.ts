@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { it } from 'vitest';
+import { expect, it } from 'vitest';
+import { InputError } from '../src/errors.js';
 import { useBackend } from '../src/engine/backend.js';
 import type { Matrix } from './oracle.js';
 
@@ -27,4 +28,15 @@ export function needs(available: boolean, reason: string) {
     }
     return it.skipIf(true)(`${name} [skipped: ${reason}]`, fn);
   };
+}
+
+/** Runs `f`, expects it to throw an InputError, and returns the message. */
+export function inputErrorMessage(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(InputError);
+    return (e as Error).message;
+  }
+  throw new Error('expected an InputError');
 }

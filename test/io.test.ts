@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../src/errors.js';
+import { inputErrorMessage as message } from './helpers.js';
 import { encodeNpy, parseNpy } from '../src/io/npy.js';
 import { parseCsv, parseJson } from '../src/io/text.js';
 
@@ -22,16 +22,6 @@ function bytesOf(write: (view: DataView) => void, length: number): Uint8Array {
   const buffer = new Uint8Array(length);
   write(new DataView(buffer.buffer));
   return buffer;
-}
-
-function message(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(InputError);
-    return (e as Error).message;
-  }
-  throw new Error('expected an InputError');
 }
 
 describe('.npy', () => {

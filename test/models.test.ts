@@ -36,11 +36,11 @@ describe('models', () => {
   it('initializes hidden layers Kaiming-normal (fan in) and the output Xavier-uniform, biases zero', () => {
     const net = buildNetwork('cnn', [28, 28, 1], 10, 3);
     const [kernel, bias] = net.model.getLayer('fc1').getWeights();
-    const values = kernel!.dataSync();
+    const values = Array.from(kernel!.dataSync());
     const std = Math.sqrt(values.reduce((a, v) => a + v * v, 0) / values.length);
     expect(std).toBeCloseTo(Math.sqrt(2 / 3200), 3);
-    expect(Math.max(...bias!.dataSync())).toBe(0);
-    const out = net.model.getLayer('logits').getWeights()[0]!.dataSync();
+    expect(Math.max(...Array.from(bias!.dataSync()))).toBe(0);
+    const out = Array.from(net.model.getLayer('logits').getWeights()[0]!.dataSync());
     const limit = Math.sqrt(6 / (512 + 10));
     expect(Math.max(...out)).toBeLessThanOrEqual(limit);
     expect(Math.max(...out)).toBeGreaterThan(0.9 * limit);

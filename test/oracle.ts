@@ -100,17 +100,8 @@ export function finiteDifferenceGradient(f: (x: Matrix) => number, x: Matrix, st
   );
 }
 
-/** A seeded generator (mulberry32), so test data is the same on every run. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded generator (mulberry32), so test data is the same on every run. */
+export { seededRandom as seeded } from '../src/data/batches.js';
 
 export function normalMatrix(rows: number, cols: number, random: () => number, scale = 1): Matrix {
   const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());

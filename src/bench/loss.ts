@@ -10,6 +10,7 @@ import { describeBackend, useBackend } from '../engine/backend.js';
 import { snnl } from '../loss/snnl.js';
 import { snnlNaive } from '../loss/naive.js';
 import type { SnnlOptions } from '../loss/options.js';
+import { formatTable } from '../report/table.js';
 
 type LossFn = (x: tf.Tensor, y: tf.Tensor1D, o: SnnlOptions) => tf.Tensor;
 
@@ -59,11 +60,6 @@ async function main(): Promise<void> {
     }
   }
   console.log('\n' + formatTable(rows));
-}
-
-function formatTable(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => cell.padStart(widths[c]!)).join('  ')).join('\n');
 }
 
 main().catch((error: unknown) => {

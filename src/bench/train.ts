@@ -20,6 +20,7 @@ import { snnl } from '../loss/snnl.js';
 import { buildNetwork, type ModelName } from '../models/models.js';
 import { trainStep } from '../training/step.js';
 import { writeAtomic } from '../training/checkpoint.js';
+import { formatTable } from '../report/table.js';
 
 interface Case {
   name: string;
@@ -114,13 +115,6 @@ function torchSide(c: Case, threads: number): TorchResult {
 function torchAvailable(): boolean {
   const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
   return probe.status === 0;
-}
-
-export function formatTable(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows
-    .map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '))
-    .join('\n');
 }
 
 async function main(): Promise<void> {

@@ -13,7 +13,7 @@ import { writeToyReport } from '../report/toy.js';
 import { buildReport } from '../report/report.js';
 import { parseNumberFlag } from '../training/config.js';
 import { formatSeconds } from '../training/progress.js';
-import { formatTable } from './table.js';
+import { formatTable } from '../report/table.js';
 
 const log = (line: string) => process.stderr.write(line + '\n');
 const whole = (n: number) => Number.isInteger(n) && n >= 1;
