@@ -33,6 +33,9 @@ describe('wasm BatchMatMul with transposed operands agrees with cpu', () => {
     [[3, 17, 33], [3, 17, 9], true, false],
     [[2, 1, 6], [2, 5, 6], false, true],
     [[64, 129], [64, 65], true, false],
+    // a b^T with b much larger than a: computed as (b a^T)^T.
+    [[16, 50], [120, 50], false, true],
+    [[3, 16, 40], [3, 64, 40], false, true],
   ];
   it.each(shapes)('a %j b %j transposeA %s transposeB %s, with gradients', async (aShape, bShape, ta, tb) => {
     const aValues = values(aShape.reduce((p, n) => p * n, 1));
@@ -134,5 +137,32 @@ describe('wasm conv2d gradients (Conv2DBackpropFilter, Conv2DBackpropInput) agre
     expect(tf.memory().numTensors).toBe(before.numTensors);
     expect(tf.memory().numBytes).toBe(before.numBytes);
     tf.dispose([x, f]);
+  });
+});
+
+describe('wasm MaxPoolGrad agrees with cpu', () => {
+  const random = seeded(47);
+  const cases: Array<[number[], number, number, 'same' | 'valid' | number]> = [
+    [[2, 12, 12, 3], 2, 2, 'valid'],
+    [[2, 13, 11, 4], 3, 2, 'same'],
+    [[1, 9, 9, 2], 3, 1, 'valid'],
+    [[3, 8, 10, 5], 3, 2, 1],
+  ];
+  it.each(cases)('x %j filter %i stride %i pad %j', async (shape, filter, stride, pad) => {
+    // Distinct values, so that every window has one maximum.
+    const values = Array.from({ length: shape.reduce((p, n) => p * n, 1) }, () => random());
+    const run = () => {
+      const x = tf.tensor4d(values, shape as [number, number, number, number]);
+      const out = tf.maxPool(x, filter, stride, pad);
+      const again = seeded(out.size);
+      const weights = tf.tensor(Array.from({ length: out.size }, again), out.shape);
+      const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, filter, stride, pad), weights)))(
+        x,
+      );
+      return [out, g];
+    };
+    const expected = await on('cpu', run);
+    const got = await on('wasm', run);
+    got.forEach((g, k) => expect(maxRelativeDifference(g, expected[k]!)).toBeLessThan(1e-6));
   });
 });

@@ -3,12 +3,15 @@
  * (tfjs-backend-wasm 4.22; measured on this machine, ../shared/REFERENCE.md section 5):
  *
  * - BatchMatMul with a transposed operand runs a naive loop (1-3.5 GFLOP/s against about 33-42 for the
- *   plain product). A transpose is a memory pass: transpose explicitly, then call the fast product.
+ *   plain product). A transpose is a memory pass: transpose explicitly, then call the fast product;
+ *   for a b^T with a large b (a layer's input gradient dy W^T), compute (b a^T)^T instead.
  * - Conv2DBackpropFilter is not registered at all, so no CNN can train. The filter gradient is itself a
  *   convolution: of the input with batch and channels swapped, by dy as the filter, stride 1 and
  *   dilation = the forward stride, run by the backend's fast (XNNPACK) Conv2D.
  * - Conv2DBackpropInput is a naive loop. The input gradient is a set of stride-1 convolutions of dy, one
  *   per stride phase, with the matching taps of the flipped filter (see below).
+ * - MaxPoolGrad is a naive loop. The backend's MaxPoolWithArgmax finds where each window's maximum
+ *   came from, and ScatterNd adds dy there (overlapping windows add up, as the gradient does).
  *
  * Kernels are data: each entry wraps the backend's original kernel function, and `installWasmKernels`
  * registers them once.
@@ -20,7 +23,10 @@ import {
   Conv2DBackpropFilter,
   Conv2DBackpropInput,
   Fill,
+  MaxPoolGrad,
+  MaxPoolWithArgmax,
   Pack,
+  ScatterNd,
   PadV2,
   StridedSlice,
   Reshape,
@@ -60,6 +66,19 @@ function swapLastAxes(transpose: KernelFunc, x: TensorInfo, backend: unknown): T
   return transpose({ inputs: { x }, backend, attrs: { perm } } as KernelArgs) as TensorInfo;
 }
 
+const sizeOf = (t: TensorInfo) => t.shape.reduce((p, n) => p * n, 1);
+
+/**
+ * For a b^T: whether (b a^T)^T moves less memory. Directly, b is transposed and then packed by the
+ * product (2|b|); swapped, a is transposed and packed and the result transposed (2|a| + |out|).
+ */
+function preferSwapped(a: TensorInfo, b: TensorInfo): boolean {
+  const rowsA = a.shape[a.shape.length - 2]!;
+  const rowsB = b.shape[b.shape.length - 2]!;
+  const batch = Math.max(sizeOf(a) / (rowsA * a.shape.at(-1)!), sizeOf(b) / (rowsB * b.shape.at(-1)!));
+  return 2 * sizeOf(a) + batch * rowsA * rowsB < 2 * sizeOf(b);
+}
+
 function batchMatMulConfig(): KernelConfig {
   const stock = originalConfig(BatchMatMul);
   const matMul = stock.kernelFunc;
@@ -72,6 +91,22 @@ function batchMatMulConfig(): KernelConfig {
     };
     if (!transposeA && !transposeB) return matMul(args);
     const wasm = backend as unknown as WasmLike;
+    if (transposeB && !transposeA && preferSwapped(inputs.a!, inputs.b!)) {
+      // a b^T = (b a^T)^T: transposing a and the product can move far less memory than transposing b
+      // (the fast product also packs its right operand, so b would be moved twice).
+      const at = swapLastAxes(transpose, inputs.a!, backend);
+      const product = matMul({
+        inputs: { a: inputs.b!, b: at },
+        backend,
+        attrs: { transposeA: false, transposeB: false },
+      } as KernelArgs) as TensorInfo;
+      try {
+        return swapLastAxes(transpose, product, backend);
+      } finally {
+        wasm.disposeData(at.dataId);
+        wasm.disposeData(product.dataId);
+      }
+    }
     const a = transposeA ? swapLastAxes(transpose, inputs.a!, backend) : inputs.a!;
     const b = transposeB ? swapLastAxes(transpose, inputs.b!, backend) : inputs.b!;
     try {
@@ -100,6 +135,15 @@ class Composer {
     const out = kernel.kernelFunc({ inputs, backend: this.backend, attrs } as KernelArgs) as TensorInfo;
     this.temporaries.push(out);
     return out;
+  }
+
+  /** Runs a kernel with several outputs. */
+  runAll(name: string, inputs: Record<string, TensorInfo>, attrs: object = {}): TensorInfo[] {
+    const kernel = getKernel(name, 'wasm');
+    if (kernel === undefined) throw new Error(`the wasm backend has no ${name} kernel to build on`);
+    const outs = kernel.kernelFunc({ inputs, backend: this.backend, attrs } as KernelArgs) as TensorInfo[];
+    this.temporaries.push(...outs);
+    return outs;
   }
 
   /** Frees the intermediates and returns `result`. */
@@ -276,6 +320,37 @@ const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   return c.finish(dx);
 };
 
+interface PoolAttrs {
+  filterSize: number | [number, number];
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+function maxPoolGradConfig(): KernelConfig {
+  const stock = originalConfig(MaxPoolGrad);
+  const kernelFunc: KernelFunc = (args) => {
+    const { inputs, backend, attrs } = args;
+    const a = attrs as unknown as PoolAttrs;
+    // MaxPoolWithArgmax takes no rounding mode: leave those rare calls to the stock kernel.
+    if (a.dimRoundingMode !== undefined) return stock.kernelFunc(args);
+    const c = new Composer(backend);
+    const input = inputs['input']!;
+    const dy = inputs['dy']!;
+    const size = sizeOf(input);
+    const [, where] = c.runAll(
+      MaxPoolWithArgmax,
+      { x: input },
+      { filterSize: a.filterSize, strides: a.strides, pad: a.pad, includeBatchInIndex: true },
+    );
+    const indices = c.run(Reshape, { x: where! }, { shape: [sizeOf(dy), 1] });
+    const updates = c.run(Reshape, { x: dy }, { shape: [sizeOf(dy)] });
+    const scattered = c.run(ScatterNd, { indices, updates }, { shape: [size] });
+    return c.finish(c.run(Reshape, { x: scattered }, { shape: input.shape }));
+  };
+  return { kernelName: MaxPoolGrad, backendName: 'wasm', kernelFunc };
+}
+
 let installed = false;
 
 /** Registers snnl's wasm kernels (idempotent). Call after the wasm backend is registered. */
@@ -285,6 +360,7 @@ export function installWasmKernels(): void {
     batchMatMulConfig(),
     { kernelName: Conv2DBackpropFilter, backendName: 'wasm', kernelFunc: conv2DBackpropFilter },
     { kernelName: Conv2DBackpropInput, backendName: 'wasm', kernelFunc: conv2DBackpropInput },
+    maxPoolGradConfig(),
   ];
   for (const config of configs) {
     if (getKernel(config.kernelName, config.backendName)) unregisterKernel(config.kernelName, config.backendName);
