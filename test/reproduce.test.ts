@@ -65,6 +65,11 @@ describe('snnl reproduce', () => {
       seeds: [7],
       published: [99.68, 99.81],
     });
+    // The report shows the table and pictures every configuration's layers (the first seed's runs).
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(html).toContain('<h2>Table</h2>');
+    const umap = html.slice(html.indexOf('<figure id="representations-umap">'));
+    for (const label of ['baseline', 'SNNL a=10, T=100', 'SNNL a=-10, T=annealed']) expect(umap).toContain(label);
     const second = snnlCli(...args);
     expect(second.status).toBe(0);
     expect(second.stderr.match(/finished before, skipped/g)).toHaveLength(5);

@@ -163,15 +163,6 @@ export async function reproduceCommand(
     JSON.stringify({ context, cells: result.cells, skipped: result.skipped }, null, 2) + '\n',
   );
   log('writing the report');
-  const firstSeed = seeds[0]!;
-  const report = await buildReport(flags.out, {
-    title: 'SNNL results table, reproduced',
-    points: 400,
-    sections: [
-      `<h2>Table</h2><pre>${markdown.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!)}</pre>`,
-    ],
-    embed: (run) => run.label.endsWith(` s${firstSeed}`),
-    log,
-  });
+  const report = await buildReport(flags.out, { title: 'SNNL results table, reproduced', points: 400, log });
   return `${markdown}\nwritten: ${join(flags.out, 'table.md')}, ${join(flags.out, 'table.json')}, ${report}`;
 }

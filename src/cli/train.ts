@@ -5,7 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { epochOrder } from '../data/batches.js';
-import { getDatasetSpec } from '../data/datasets.js';
+import { defaultDataDir, getDatasetSpec } from '../data/datasets.js';
 import { describeBackend, useBackend } from '../engine/backend.js';
 import { InputError } from '../errors.js';
 import { checkInputShape } from '../models/models.js';
@@ -26,17 +26,14 @@ import {
 } from '../training/train.js';
 
 export function defaultRunDir(config: TrainConfig): string {
-  const t = typeof config.temperature === 'number' ? config.temperature : config.temperature;
-  return join('runs', `${config.dataset}-${config.model}-a${config.factor}-T${t}-s${config.seed}`);
+  return join('runs', `${config.dataset}-${config.model}-a${config.factor}-T${config.temperature}-s${config.seed}`);
 }
 
 /** Checks everything about a new run that can be checked before any work starts. */
 export function checkRun(config: TrainConfig, out: string): void {
   const spec = getDatasetSpec(config.dataset);
   checkInputShape(config.model, spec.imageShape);
-  const location = spec.locate(
-    config.dataDir ?? (process.env['SNNL_DATA_DIR'] || join(process.env['HOME'] ?? '.', '.snnl', 'data')),
-  );
+  const location = spec.locate(config.dataDir ?? defaultDataDir());
   if (!location.available)
     throw new InputError('--dataset', `${spec.name} is not available (looked in ${location.where}): ${location.howTo}`);
   if (existsSync(out) && !statSync(out).isDirectory()) throw new InputError('--out', `${out} is a file, not a folder`);

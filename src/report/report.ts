@@ -86,13 +86,17 @@ export function resultsTable(runs: RunSummary[]): { header: string[]; rows: stri
   return { header, rows };
 }
 
+/** A reproduction's table.md, shown as it is. */
+function reproductionTable(dir: string): string[] {
+  const path = join(dir, 'table.md');
+  return existsSync(path) ? [`<h2>Table</h2><pre>${escape(readFileSync(path, 'utf8'))}</pre>`] : [];
+}
+
 export interface ReportOptions {
   /** Test images drawn per layer in the UMAP pictures (default 600). */
   points?: number;
-  /** Extra HTML sections (a reproduction's table) placed before the figures. */
+  /** Extra HTML sections placed before the figures. */
   sections?: string[];
-  /** Which runs get UMAP pictures (default: all). */
-  embed?: (run: RunSummary) => boolean;
   title?: string;
   log?: (line: string) => void;
 }
@@ -164,7 +168,10 @@ export async function buildReport(dir: string, options: ReportOptions = {}): Pro
   );
   if (accuracyRows.length > 0) figures.push({ name: 'accuracy', svg: await toSvg(accuracySpec(accuracyRows)) });
   log('embedding the hidden layers (UMAP)');
-  const embedded = await embeddingRows(finished.filter(options.embed ?? (() => true)), options.points ?? 600, log);
+  // With several seeds, the pictures show the first seed's runs: one row per configuration.
+  const firstSeed = readStoredConfig(finished[0]!.dir).config.seed;
+  const pictured = finished.filter((r) => readStoredConfig(r.dir).config.seed === firstSeed);
+  const embedded = await embeddingRows(pictured, options.points ?? 600, log);
   figures.push({ name: 'representations-umap', svg: await toSvg(embeddingSpec(embedded, 'UMAP')) });
   for (const f of figures) writeAtomic(join(dir, `${f.name}.png`), svgToPng(f.svg));
   const table = resultsTable(finished);
@@ -179,7 +186,7 @@ td:first-child, th:first-child { text-align: left; } figure { margin: 1.5em 0; }
 </style></head><body>
 <h1>${escape(options.title ?? 'snnl report')}</h1>
 <p class="meta">${escape(`${config.model} on ${config.dataset}, ${config.epochs} epochs, batch ${config.batchSize}, seed ${config.seed}; backend ${backend}; snnl ${versions.snnl}, tfjs ${versions.tfjs}, Node ${versions.node}. Runs: ${finished.map((r) => relative(dir, r.dir) || '.').join(', ')}`)}</p>
-${(options.sections ?? []).join('\n')}
+${[...(options.sections ?? []), ...reproductionTable(dir)].join('\n')}
 <h2>Results</h2>
 <p>Test accuracy on the real test split; entanglement is the SNNL of each hidden layer on a fixed sample of test images, at the temperature that minimizes it. Lower means the classes are more separated.</p>
 ${htmlTable(table.header, table.rows)}
