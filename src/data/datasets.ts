@@ -123,14 +123,15 @@ const IDX_ROLES = {
   testLabels: ['t10k-labels-idx1-ubyte', 't10k-labels-idx1-ubyte.gz', 't10k-labels.idx1-ubyte'],
 };
 
-function locateIdx(folders: string[], roles: Record<string, string[]>, howTo: string): Location {
+/** Finds a file for every role (each a list of accepted names) in the folders; available when all are found. */
+function locateFiles(folders: string[], roles: Record<string, string[]>, howTo: string): Location {
   const files: Record<string, string> = {};
   for (const [role, names] of Object.entries(roles)) {
     const path = findFile(folders, names);
     if (path) files[role] = path;
   }
   const available = Object.keys(files).length === Object.keys(roles).length;
-  const where = available ? dirname(files['trainImages']!) : folders.join(' or ');
+  const where = available ? dirname(Object.values(files)[0]!) : folders.join(' or ');
   return { available, where, files, howTo };
 }
 
@@ -146,7 +147,7 @@ function idxDataset(
   return {
     ...spec,
     imageShape: shape,
-    locate: (dataDir) => locateIdx(spec.folders(dataDir), spec.roles ?? IDX_ROLES, spec.howTo),
+    locate: (dataDir) => locateFiles(spec.folders(dataDir), spec.roles ?? IDX_ROLES, spec.howTo),
     decode: ({ files }) => ({
       train: idxSplit(files['trainImages']!, files['trainLabels']!, shape, spec.classes, spec.transform),
       test: idxSplit(files['testImages']!, files['testLabels']!, shape, spec.classes, spec.transform),
@@ -306,20 +307,12 @@ export const DATASETS: DatasetSpec[] = [
     sizes: { train: 73257, test: 26032 },
     source: 'user-supplied: train_32x32.mat and test_32x32.mat',
     license: 'non-commercial use only',
-    locate(dir) {
-      const folders = [join(dir, 'svhn'), dir];
-      const train = findFile(folders, ['train_32x32.mat']);
-      const test = findFile(folders, ['test_32x32.mat']);
-      const files: Record<string, string> = {};
-      if (train) files['train'] = train;
-      if (test) files['test'] = test;
-      return {
-        available: Boolean(train && test),
-        where: train ? dirname(train) : folders.join(' or '),
-        files,
-        howTo: 'put train_32x32.mat and test_32x32.mat (SVHN format 2) in <data-dir>/svhn/',
-      };
-    },
+    locate: (dir) =>
+      locateFiles(
+        [join(dir, 'svhn'), dir],
+        { train: ['train_32x32.mat'], test: ['test_32x32.mat'] },
+        'put train_32x32.mat and test_32x32.mat (SVHN format 2) in <data-dir>/svhn/',
+      ),
     decode: ({ files }) => ({ train: svhnSplit(files['train']!), test: svhnSplit(files['test']!) }),
     known: {
       'train_32x32.mat': { size: 182040794, md5: 'e26dedcc434d2e4c54c9b2d4a06d8373' },
@@ -337,21 +330,17 @@ export const DATASETS: DatasetSpec[] = [
     license: 'see the CIFAR-10 page',
     locate(dir) {
       const folders = [join(dir, 'cifar10'), dir];
-      const archive = findFile(folders, ['cifar-10-binary.tar.gz', 'cifar-10-binary.tar']);
-      if (archive) return { available: true, where: dirname(archive), files: { archive }, howTo: '' };
-      const binFolders = folders.map((f) => join(f, 'cifar-10-batches-bin'));
-      const files: Record<string, string> = {};
-      for (const f of [...CIFAR_TRAIN_FILES, CIFAR_TEST_FILE]) {
-        const path = findFile(binFolders, [f]);
-        if (path) files[f] = path;
-      }
-      const available = Object.keys(files).length === 6;
-      return {
-        available,
-        where: available ? dirname(files[CIFAR_TEST_FILE]!) : folders.join(' or '),
-        files,
-        howTo: 'put cifar-10-binary.tar.gz (the binary version) in <data-dir>/cifar10/',
-      };
+      const howTo = 'put cifar-10-binary.tar.gz (the binary version) in <data-dir>/cifar10/';
+      const archive = locateFiles(folders, { archive: ['cifar-10-binary.tar.gz', 'cifar-10-binary.tar'] }, howTo);
+      if (archive.available) return archive;
+      // Or the extracted batches.
+      const batches = Object.fromEntries([...CIFAR_TRAIN_FILES, CIFAR_TEST_FILE].map((f) => [f, [f]]));
+      const extracted = locateFiles(
+        folders.map((f) => join(f, 'cifar-10-batches-bin')),
+        batches,
+        howTo,
+      );
+      return extracted.available ? extracted : { ...extracted, where: folders.join(' or ') };
     },
     decode: cifarDecode,
     known: { 'cifar-10-binary.tar.gz': { size: 170052171, md5: 'c32a1d4ab5d03f1284b67883e8d87530' } },
