@@ -19,6 +19,7 @@ import { describeBackend, useBackend } from '../engine/backend.js';
 import { snnl } from '../loss/snnl.js';
 import { buildNetwork, type ModelName } from '../models/models.js';
 import { trainStep } from '../training/step.js';
+import { FusedAdamOptimizer } from '../training/optimizer.js';
 import { writeAtomic } from '../training/checkpoint.js';
 import { formatTable } from '../report/table.js';
 
@@ -69,7 +70,7 @@ function snnlSide(c: Case): () => number {
     return () => timeSteps(step, c.batch, c.steps);
   }
   const net = buildNetwork(c.kind as ModelName, c.shape!, 10, 1);
-  const optimizer = tf.train.adam(1e-3);
+  const optimizer = new FusedAdamOptimizer(1e-3);
   const batch = {
     x: tf.randomNormal([c.batch, ...c.shape!], 0, 1, 'float32', 2) as tf.Tensor4D,
     y: tf.tensor1d(labels, 'int32'),

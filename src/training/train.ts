@@ -13,6 +13,7 @@ import { InputError } from '../errors.js';
 import { snnl } from '../loss/snnl.js';
 import { annealedTemperature, optimalTemperature } from '../loss/temperature.js';
 import { trainStep, type StepSpec } from './step.js';
+import { FusedAdamOptimizer } from './optimizer.js';
 import type { SnnlOptions } from '../loss/options.js';
 import { buildNetwork, type Network } from '../models/models.js';
 import { loadCheckpoint, saveCheckpoint, writeAtomic, type NamedTensor } from './checkpoint.js';
@@ -234,7 +235,7 @@ export async function train(dir: string, backend: string, options: TrainOptions 
   const dataset = withTrainSubset(loadDataset(config.dataset, config.dataDir), config);
   const net = buildNetwork(config.model, dataset.imageShape, dataset.classes, config.seed, config.modelOptions);
   const layers = snnlLayers(net, config);
-  const optimizer = tf.train.adam(config.lr);
+  const optimizer = new FusedAdamOptimizer(config.lr);
   const norm = normalizationFor(net, dataset);
   const sample = evaluationSample(dataset, config.evalSample, config.seed);
   let history: EpochMetrics[] = [];

@@ -1,0 +1,58 @@
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import { FusedAdamOptimizer } from '../src/training/optimizer.js';
+import { BACKENDS_UNDER_TEST, onBackend } from './helpers.js';
+import { seeded } from './oracle.js';
+
+/** Values of two variables after `steps` Adam steps on a small least-squares problem. */
+function trainWith(optimizer: tf.Optimizer, steps: number): number[][] {
+  const random = seeded(51);
+  const w = tf.variable(
+    tf.tensor2d(
+      Array.from({ length: 12 }, () => random() - 0.5),
+      [4, 3],
+    ),
+  );
+  const b = tf.variable(tf.tensor1d([0.1, -0.2, 0.3]));
+  const x = tf.tensor2d(
+    Array.from({ length: 20 }, () => random()),
+    [5, 4],
+  );
+  const y = tf.tensor2d(
+    Array.from({ length: 15 }, () => random()),
+    [5, 3],
+  );
+  for (let s = 0; s < steps; s++) {
+    optimizer.minimize(() => tf.mean(tf.square(tf.sub(tf.add(tf.matMul(x, w), b), y))) as tf.Scalar);
+  }
+  const out = [Array.from(w.dataSync()), Array.from(b.dataSync())];
+  tf.dispose([w, b, x, y]);
+  return out;
+}
+
+for (const backend of BACKENDS_UNDER_TEST) {
+  describe(`fused Adam on ${backend}`, () => {
+    it('takes the same steps as tfjs Adam', async () => {
+      await onBackend(backend);
+      const reference = trainWith(tf.train.adam(0.05), 7);
+      const fused = trainWith(new FusedAdamOptimizer(0.05), 7);
+      fused.flat().forEach((v, k) => expect(v).toBeCloseTo(reference.flat()[k]!, 5));
+    });
+
+    it('keeps the state tf.train.adam keeps, and leaks nothing', async () => {
+      await onBackend(backend);
+      const optimizer = new FusedAdamOptimizer(0.01);
+      const w = tf.variable(tf.ones([3, 2]));
+      const loss = () => tf.sum(tf.square(w)) as tf.Scalar;
+      optimizer.minimize(loss);
+      const before = tf.memory().numTensors;
+      optimizer.minimize(loss);
+      expect(tf.memory().numTensors).toBe(before);
+      const state = await optimizer.getWeights();
+      expect(state.map((s) => s.name)).toEqual(['iter', `${w.name}/m`, `${w.name}/v`]);
+      expect(state[0]!.tensor.dataSync()[0]).toBe(2);
+      tf.dispose([w, state[0]!.tensor]);
+      optimizer.dispose();
+    });
+  });
+}
