@@ -34,8 +34,8 @@ interface Case {
 
 const CASES: Case[] = [
   { name: 'MLP 784-500-500-10 + SNNL (2 layers)', kind: 'mlp', shape: [28, 28, 1], batch: 128, steps: 30 },
-  { name: 'CNN 28x28x1 + SNNL (5 layers)', kind: 'cnn', shape: [28, 28, 1], batch: 128, steps: 4 },
-  { name: 'CNN 32x32x3 + SNNL (5 layers)', kind: 'cnn', shape: [32, 32, 3], batch: 128, steps: 3 },
+  { name: 'CNN 28x28x1 + SNNL (5 layers)', kind: 'cnn', shape: [28, 28, 1], batch: 128, steps: 8 },
+  { name: 'CNN 32x32x3 + SNNL (5 layers)', kind: 'cnn', shape: [32, 32, 3], batch: 128, steps: 6 },
   { name: 'SNNL fwd+bwd b=1024 d=3136', kind: 'snnl', batch: 1024, features: 3136, steps: 3 },
 ];
 
