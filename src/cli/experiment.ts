@@ -10,7 +10,7 @@ import { writeAtomic } from '../training/checkpoint.js';
 import { quickstart } from '../experiments/quickstart.js';
 import { runToy, TOY_DEFAULTS } from '../experiments/toy.js';
 import { writeToyReport } from '../report/toy.js';
-import { buildReport } from '../report/report.js';
+import { buildReport, resultsTable } from '../report/report.js';
 import { parseNumberFlag } from '../training/config.js';
 import { formatSeconds } from '../training/progress.js';
 import { formatTable } from '../report/table.js';
@@ -34,17 +34,24 @@ export async function quickstartCommand(
   log(
     `snnl quickstart: MNIST, MLP 784-500-500-10, baseline vs SNNL (cosine distance, T=0.1, factor +10 and -10), ${epochs} epochs each, backend ${describeBackend()}`,
   );
-  const result = await quickstart(
+  const outcomes = await quickstart(
     { out: flags.out, epochs, ...(trainSubset ? { trainSubset } : {}) },
     describeBackend(),
     version,
     log,
   );
+  log('writing the report');
+  const report = await buildReport(flags.out, {
+    title: 'snnl quickstart: SNNL on MNIST (MLP 784-500-500-10)',
+    points: 500,
+    log,
+  });
+  const table = resultsTable(outcomes.map((o) => ({ label: o.name, dir: o.dir, history: o.history })));
   return [
     '',
-    formatTable([result.table.header, ...result.table.rows]),
+    formatTable([table.header, ...table.rows]),
     '',
-    `finished in ${formatSeconds((performance.now() - started) / 1000)}; report: ${result.report}`,
+    `finished in ${formatSeconds((performance.now() - started) / 1000)}; report: ${report}`,
   ].join('\n');
 }
 

@@ -57,14 +57,13 @@ export async function trainCommand(
     }
     dir = flags.resume;
     readStoredConfig(dir);
+    await useBackend(flags.backend);
   } else {
     const config = configFromFlags(flags);
     dir = flags.out ?? defaultRunDir(config);
     checkRun(config, dir);
-    const backend = await useBackend(flags.backend);
-    createRun(dir, config, backend, version);
+    createRun(dir, config, await useBackend(flags.backend), version);
   }
-  await useBackend(flags.backend);
   const { config } = readStoredConfig(dir);
   process.stderr.write(
     `snnl train: ${config.model} on ${config.dataset}, factor ${config.factor}, temperature ${config.temperature}, ` +

@@ -4,18 +4,15 @@
  * classes apart in every hidden layer (factor +10), and with SNNL entangling them (factor -10, the
  * paper's regularizer); stable SNNL on cosine distance at T = 0.1. (The published table's T = 100 on
  * cosine distance makes exp(-D/T) nearly 1 for every pair, so its SNNL term barely changes anything.)
- * It ends with the table and a report: entanglement curves, accuracy, and UMAP pictures of each layer.
+ * The command line ends it with the table and a report (entanglement curves, accuracy, UMAP of each layer).
  */
-import { join } from 'node:path';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../training/config.js';
-import { buildReport, resultsTable } from '../report/report.js';
 import { runAll, type PlannedRun } from './runs.js';
 
 export interface QuickstartOptions {
   out: string;
   epochs: number;
   trainSubset?: number;
-  points?: number;
 }
 
 export function quickstartPlan(options: QuickstartOptions): PlannedRun[] {
@@ -39,21 +36,7 @@ export function quickstartPlan(options: QuickstartOptions): PlannedRun[] {
   ];
 }
 
-export async function quickstart(
-  options: QuickstartOptions,
-  backend: string,
-  version: string,
-  log: (l: string) => void,
-) {
-  const outcomes = await runAll(options.out, quickstartPlan(options), backend, version, log);
-  log('writing the report');
-  const report = await buildReport(options.out, {
-    title: 'snnl quickstart: SNNL on MNIST (MLP 784-500-500-10)',
-    points: options.points ?? 500,
-    log,
-  });
-  const table = resultsTable(outcomes.map((o) => ({ label: o.name, dir: o.dir, history: o.history })));
-  return { report, table, outcomes, out: options.out };
+/** Trains (or resumes, or skips) the three runs in `options.out`. */
+export function quickstart(options: QuickstartOptions, backend: string, version: string, log: (l: string) => void) {
+  return runAll(options.out, quickstartPlan(options), backend, version, log);
 }
-
-export const QUICKSTART_DEFAULT_OUT = join('runs', 'quickstart');

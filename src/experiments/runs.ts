@@ -5,8 +5,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TrainConfig } from '../training/config.js';
-import { createRun, readStoredConfig, runFiles, train, writeSummary, type EpochMetrics } from '../training/train.js';
-import { readHistory } from '../report/report.js';
+import {
+  createRun,
+  readHistory,
+  readStoredConfig,
+  runFiles,
+  train,
+  writeSummary,
+  type EpochMetrics,
+} from '../training/train.js';
 
 export interface PlannedRun {
   name: string;
@@ -36,10 +43,10 @@ export async function runAll(
       if (JSON.stringify(stored) !== JSON.stringify(config)) {
         throw new Error(`${dir} holds a run with other settings; remove it or choose another --out`);
       }
-      const done = readHistory(dir).length;
-      if (done >= config.epochs) {
+      const history = readHistory(dir);
+      if (history.length >= config.epochs) {
         log(`[${k + 1}/${plan.length}] ${name}: finished before, skipped`);
-        outcomes.push({ name, dir, history: readHistory(dir), status: 'done before' });
+        outcomes.push({ name, dir, history, status: 'done before' });
         continue;
       }
       status = 'resumed';

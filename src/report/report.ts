@@ -10,6 +10,7 @@ import { InputError } from '../errors.js';
 import {
   evaluationSample,
   loadTrainedNetwork,
+  readHistory,
   readStoredConfig,
   runFiles,
   type EpochMetrics,
@@ -39,16 +40,6 @@ export function findRuns(dir: string): string[] {
   const runs = search(dir, 2);
   if (runs.length === 0) throw new InputError(dir, 'holds no run (no config.json in it or its sub-folders)');
   return runs;
-}
-
-export function readHistory(dir: string): EpochMetrics[] {
-  const path = runFiles(dir).metrics;
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as EpochMetrics);
 }
 
 /** A short name for a run: its SNNL settings (with data set and seed where runs differ in those). */
@@ -127,8 +118,8 @@ async function embeddingRows(runs: RunSummary[], points: number, log: (l: string
 export async function buildReport(dir: string, options: ReportOptions = {}): Promise<string> {
   const log = options.log ?? (() => undefined);
   const found = findRuns(dir);
-  const configs = found.map((d) => readStoredConfig(d).config);
-  const detailed = new Set(configs.map((c) => `${c.dataset} ${c.seed}`)).size > 1;
+  const configs = new Map(found.map((d) => [d, readStoredConfig(d).config]));
+  const detailed = new Set([...configs.values()].map((c) => `${c.dataset} ${c.seed}`)).size > 1;
   const runs: RunSummary[] = found.map((d) => ({ dir: d, label: runLabel(d, detailed), history: readHistory(d) }));
   const finished = runs.filter((r) => r.history.length > 0);
   if (finished.length === 0) throw new InputError(dir, 'no run in it has finished an epoch yet');
@@ -169,8 +160,8 @@ export async function buildReport(dir: string, options: ReportOptions = {}): Pro
   if (accuracyRows.length > 0) figures.push({ name: 'accuracy', svg: await toSvg(accuracySpec(accuracyRows)) });
   log('embedding the hidden layers (UMAP)');
   // With several seeds, the pictures show the first seed's runs: one row per configuration.
-  const firstSeed = readStoredConfig(finished[0]!.dir).config.seed;
-  const pictured = finished.filter((r) => readStoredConfig(r.dir).config.seed === firstSeed);
+  const firstSeed = configs.get(finished[0]!.dir)!.seed;
+  const pictured = finished.filter((r) => configs.get(r.dir)!.seed === firstSeed);
   const embedded = await embeddingRows(pictured, options.points ?? 600, log);
   figures.push({ name: 'representations-umap', svg: await toSvg(embeddingSpec(embedded, 'UMAP')) });
   for (const f of figures) writeAtomic(join(dir, `${f.name}.png`), svgToPng(f.svg));

@@ -71,6 +71,17 @@ interface CheckpointMeta {
   multipliers: number[];
 }
 
+/** The metrics of a run's finished epochs (none before the first ends). */
+export function readHistory(dir: string): EpochMetrics[] {
+  const path = runFiles(dir).metrics;
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as EpochMetrics);
+}
+
 /** Reads a run's config.json, with errors that say what is wrong. */
 export function readStoredConfig(dir: string): StoredConfig {
   const files = runFiles(dir);
