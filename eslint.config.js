@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'runs/', 'results/'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'runs/', 'results/', 'scratch/', 'native/build/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

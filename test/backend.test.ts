@@ -31,15 +31,30 @@ describe('backend selection', () => {
     expect(select({ SNNL_THREADS: '1' }).stdout.trim()).toBe('wasm (1 thread) 64');
   });
 
-  it('selects cpu, and auto picks wasm', () => {
+  it('selects cpu; without the native addon, auto picks wasm and says how to enable native', () => {
     expect(select({}, 'cpu').stdout.trim()).toBe('cpu 64');
-    expect(select({ SNNL_THREADS: '1' }, 'auto').stdout.trim()).toMatch(/^wasm/);
+    const run = select({ SNNL_THREADS: '1', SNNL_NATIVE_ADDON: '/nonexistent/snnl_native.node' }, 'auto');
+    expect(run.stdout.trim()).toMatch(/^wasm/);
+    const notice = run.stderr.trim().split('\n');
+    expect(notice).toHaveLength(1);
+    expect(notice[0]).toMatch(
+      /snnl: using wasm \(the native addon is not built .*\); .*apt-get install libtorch-dev.*npm run build:native/,
+    );
+  });
+
+  it('refuses --backend native without the addon, saying how to enable it', () => {
+    const run = select({ SNNL_NATIVE_ADDON: '/nonexistent/snnl_native.node' }, 'native');
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/--backend: the native backend is not available: the native addon is not built/);
+    expect(run.stderr).toMatch(/npm run build:native/);
   });
 
   it('rejects a bad SNNL_THREADS or backend name, naming it', () => {
     expect(select({ SNNL_THREADS: 'many' }).stderr).toMatch(
       /SNNL_THREADS: expected a whole number of threads above 0, got 'many'/,
     );
-    expect(select({}, 'tpu').stderr).toMatch(/--backend: unknown backend 'tpu'; expected one of auto, wasm, cpu/);
+    expect(select({}, 'tpu').stderr).toMatch(
+      /--backend: unknown backend 'tpu'; expected one of auto, native, wasm, cpu/,
+    );
   });
 });

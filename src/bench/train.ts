@@ -8,7 +8,8 @@
  * says; where it is missing the benchmark says how to install it and measures snnl alone.
  *
  * Environment: SNNL_BENCH_ROUNDS (default 3), SNNL_BENCH_OUT (default bench-results.json), SNNL_PYTHON
- * (default /usr/bin/python3, where Debian installs torch).
+ * (default /usr/bin/python3, where Debian installs torch), SNNL_BENCH_BACKENDS (default: native when
+ * built, and wasm), SNNL_BENCH_CASES (kinds to run: mlp, cnn, snnl; default all).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, useBackend } from '../engine/backend.js';
+import { ENABLE_NATIVE, loadAddon } from '../engine/native-addon.js';
 import { snnl } from '../loss/snnl.js';
 import { buildNetwork, type ModelName } from '../models/models.js';
 import { trainStep } from '../training/step.js';
@@ -118,16 +120,30 @@ function torchAvailable(): boolean {
   return probe.status === 0;
 }
 
+/** The snnl backends to measure: SNNL_BENCH_BACKENDS, else native (when built) and wasm. */
+function benchBackends(): string[] {
+  const wanted = process.env['SNNL_BENCH_BACKENDS'];
+  if (wanted !== undefined) return wanted.split(',').map((b) => b.trim());
+  return 'addon' in loadAddon() ? ['native', 'wasm'] : ['wasm'];
+}
+
 async function main(): Promise<void> {
-  await useBackend();
-  const backend = describeBackend();
+  const backends = benchBackends();
+  const described: string[] = [];
+  for (const b of backends) {
+    await useBackend(b);
+    described.push(describeBackend());
+  }
   const threads = availableParallelism();
   const rounds = Number(process.env['SNNL_BENCH_ROUNDS'] ?? 3);
   const withTorch = torchAvailable();
   const blas = existsSync(OPENBLAS);
   console.log(
-    `snnl benchmark: snnl on ${backend} against PyTorch, ${threads} threads each, median of ${rounds} alternating rounds`,
+    `snnl benchmark: snnl on ${described.join(' and ')} against PyTorch, ${threads} threads each, median of ${rounds} alternating rounds`,
   );
+  if (!('addon' in loadAddon()) && process.env['SNNL_BENCH_BACKENDS'] === undefined) {
+    console.log(`The native backend is not built, so it is not measured; to enable it: ${ENABLE_NATIVE}`);
+  }
   if (!withTorch) {
     console.log(
       'PyTorch is not installed: measuring snnl alone. For the comparison: sudo apt-get install python3-torch libopenblas0-openmp',
@@ -138,39 +154,60 @@ async function main(): Promise<void> {
     );
   }
   const results: Array<Record<string, unknown>> = [];
-  const rows = [['case', 'snnl img/s', 'PyTorch img/s', 'snnl/PyTorch']];
-  for (const c of CASES) {
-    const measure = snnlSide(c);
-    const ours: number[] = [];
+  const rows = [
+    ['case', ...backends.map((b) => `${b} img/s`), 'PyTorch img/s', ...backends.map((b) => `${b}/PyTorch`)],
+  ];
+  // SNNL_BENCH_CASES picks cases by kind: mlp, cnn, snnl (comma-separated).
+  const kinds = process.env['SNNL_BENCH_CASES']?.split(',').map((k) => k.trim());
+  for (const c of CASES.filter((c) => kinds === undefined || kinds.includes(c.kind))) {
+    // Each backend trains its own copy of the network, built while that backend is in use.
+    const measures: Array<() => number> = [];
+    for (const b of backends) {
+      await useBackend(b);
+      measures.push(snnlSide(c));
+    }
+    const ours: number[][] = backends.map(() => []);
     const theirs: number[] = [];
     let version = '';
     for (let r = 0; r < rounds; r++) {
-      ours.push(measure());
+      for (let k = 0; k < backends.length; k++) {
+        await useBackend(backends[k]);
+        ours[k]!.push(measures[k]!());
+      }
       if (withTorch) {
         const t = torchSide(c, threads);
         theirs.push(t.images_per_second);
         version = t.torch;
       }
     }
-    const snnlRate = median(ours);
+    const rates = ours.map(median);
     const torchRate = withTorch ? median(theirs) : null;
-    const ratio = torchRate ? snnlRate / torchRate : null;
-    results.push({
+    const ratios = rates.map((rate) => (torchRate ? rate / torchRate : null));
+    const result: Record<string, unknown> = {
       case: c.name,
-      snnlImagesPerSecond: snnlRate,
       torchImagesPerSecond: torchRate,
-      ratio,
-      rounds: { snnl: ours, torch: theirs },
+      rounds: { torch: theirs },
+    };
+    backends.forEach((b, k) => {
+      result[`${b}ImagesPerSecond`] = rates[k];
+      result[`${b}Ratio`] = ratios[k];
+      (result['rounds'] as Record<string, number[]>)[b] = ours[k]!;
     });
-    rows.push([c.name, snnlRate.toFixed(0), torchRate?.toFixed(0) ?? '-', ratio ? `${ratio.toFixed(2)}x` : '-']);
+    if (version) result['torch'] = version;
+    results.push(result);
+    rows.push([
+      c.name,
+      ...rates.map((rate) => rate.toFixed(0)),
+      torchRate?.toFixed(0) ?? '-',
+      ...ratios.map((ratio) => (ratio ? `${ratio.toFixed(2)}x` : '-')),
+    ]);
     console.log(rows.at(-1)!.join('  |  '));
-    if (version) results.at(-1)!['torch'] = version;
   }
   console.log('\n' + formatTable(rows));
   const out = process.env['SNNL_BENCH_OUT'] ?? 'bench-results.json';
   const record = {
     date: new Date().toISOString(),
-    backend,
+    backends: described,
     threads,
     node: process.version,
     tfjs: tf.version.tfjs,

@@ -1,10 +1,11 @@
 /**
  * The one place that chooses and prepares the compute backend.
  *
- * `auto` picks the fastest backend available on this machine (today: wasm with snnl's kernel fixes,
- * multithreaded), `wasm` and `cpu` name one. The choice comes from the caller, else `SNNL_BACKEND`,
- * else `auto`. `SNNL_THREADS` sets the wasm threads (default: every core; 1 runs the stock
- * single-threaded build).
+ * `auto` picks the fastest backend available on this machine: `native` (LibTorch, when its addon is
+ * built), else wasm with snnl's kernel fixes, multithreaded, with a one-line notice saying how to enable
+ * native. `native`, `wasm` and `cpu` name one. The choice comes from the caller, else `SNNL_BACKEND`,
+ * else `auto`. `SNNL_THREADS` sets the threads of native and wasm (default: every core; for wasm, 1 runs
+ * the stock single-threaded build).
  */
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
@@ -16,8 +17,10 @@ import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { InputError } from '../errors.js';
 import { installWasmKernels } from './wasm-kernels.js';
 import { registerThreadedWasm, unrefWasmThreads } from './wasm-threads.js';
+import { ENABLE_NATIVE, loadAddon, type NativeAddon } from './native-addon.js';
+import { registerNativeBackend } from './native-backend.js';
 
-export const BACKENDS = ['auto', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['auto', 'native', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 
 /** Reads a backend choice from a flag or the environment, rejecting unknown names. */
@@ -27,7 +30,7 @@ export function parseBackend(value: string | undefined, subject = '--backend'): 
   throw new InputError(subject, `unknown backend '${name}'; expected one of ${BACKENDS.join(', ')}`);
 }
 
-function wasmThreads(): number {
+function threadsWanted(): number {
   const value = process.env['SNNL_THREADS'];
   if (value === undefined) return availableParallelism();
   const n = Number(value);
@@ -43,7 +46,7 @@ async function prepareWasm(): Promise<void> {
   if (wasmPrepared) return;
   wasmPrepared = true;
   installWasmKernels();
-  const threads = wasmThreads();
+  const threads = threadsWanted();
   if (threads === 1) return;
   const stock = tf.findBackendFactory('wasm');
   registerThreadedWasm(threads);
@@ -59,14 +62,41 @@ async function prepareWasm(): Promise<void> {
   unrefWasmThreads();
 }
 
+/** Registers the native backend when its addon loads; else returns why it is absent. */
+function prepareNative(): { addon: NativeAddon } | { reason: string } {
+  const loaded = loadAddon();
+  if ('addon' in loaded) registerNativeBackend(loaded.addon, threadsWanted());
+  return loaded;
+}
+
+let noticeShown = false;
+
 /**
  * Selects and initializes a backend; returns the name of the backend in use.
- * @param choice `auto`, `wasm` or `cpu`; defaults to `SNNL_BACKEND` or `auto`.
+ * @param choice `auto`, `native`, `wasm` or `cpu`; defaults to `SNNL_BACKEND` or `auto`.
  */
 export async function useBackend(choice?: string): Promise<string> {
   const fromEnv = choice === undefined && process.env['SNNL_BACKEND'] !== undefined;
-  const name = parseBackend(choice ?? process.env['SNNL_BACKEND'], fromEnv ? 'SNNL_BACKEND' : '--backend');
-  const target = name === 'auto' ? 'wasm' : name;
+  const subject = fromEnv ? 'SNNL_BACKEND' : '--backend';
+  const name = parseBackend(choice ?? process.env['SNNL_BACKEND'], subject);
+  let target: string = name;
+  if (name === 'auto' || name === 'native') {
+    const native = prepareNative();
+    if ('addon' in native) {
+      target = 'native';
+    } else if (name === 'native') {
+      throw new InputError(
+        subject,
+        `the native backend is not available: ${native.reason}; to enable it: ${ENABLE_NATIVE}`,
+      );
+    } else {
+      target = 'wasm';
+      if (!noticeShown && process.env['SNNL_QUIET_NATIVE'] === undefined) {
+        process.stderr.write(`snnl: using wasm (${native.reason}); for the faster native backend: ${ENABLE_NATIVE}\n`);
+      }
+      noticeShown = true;
+    }
+  }
   if (target === 'wasm') await prepareWasm();
   const ok = await tf.setBackend(target);
   if (!ok) throw new Error(`the ${target} backend failed to initialize`);
@@ -78,8 +108,13 @@ export async function useBackend(choice?: string): Promise<string> {
   return tf.getBackend();
 }
 
-/** The backend in use, for reports: 'wasm (2 threads)', 'cpu'. */
+/** The backend in use, for reports: 'native (LibTorch, 2 threads)', 'wasm (2 threads)', 'cpu'. */
 export function describeBackend(): string {
   const name = tf.getBackend();
+  if (name === 'native') {
+    const loaded = loadAddon();
+    const threads = 'addon' in loaded ? loaded.addon.describe().threads : 0;
+    return `native (LibTorch, ${threads} thread${threads === 1 ? '' : 's'})`;
+  }
   return name === 'wasm' ? `wasm (${getThreadsCount()} thread${getThreadsCount() === 1 ? '' : 's'})` : name;
 }

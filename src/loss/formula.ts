@@ -42,6 +42,8 @@ export interface RowResult {
 export interface Formula {
   /** Whether rows without a same-class partner are left out of the mean (else they count). */
   readonly dropsRowsWithoutPartner: boolean;
+  /** How the fused kernels (fused.ts) name this formula: -1 for log-sum-exp, else the epsilon. */
+  readonly fusedEpsilon: number;
   rows(distances: tf.Tensor2D, temperature: number, block: FormulaBlock): RowResult;
   /**
    * dLoss/dD for the block (H's rows, or H^T's, see the header), where `stats` and `weights` (dLoss/dl)
@@ -59,6 +61,7 @@ export interface Formula {
 
 export const logSumExp: Formula = {
   dropsRowsWithoutPartner: true,
+  fusedEpsilon: -1,
   rows(distances, temperature, block) {
     const logits = tf.mul(distances, -1 / temperature);
     const valid = tf.cast(block.hasPartner, 'bool');
@@ -99,6 +102,7 @@ export function epsilonFormula(epsilon: number): Formula {
     tf.mul(tf.exp(tf.mul(distances, -1 / temperature)), block.offDiagonal) as tf.Tensor2D;
   return {
     dropsRowsWithoutPartner: false,
+    fusedEpsilon: epsilon,
     rows(distances, temperature, block) {
       const f = fits(distances, temperature, block);
       const total = tf.sum(f, 1);

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { PreparedDistance } from './distance.js';
 import { asColumn, asRow, lazy, rowSlice } from './shape.js';
 import type { FormulaBlock } from './formula.js';
+import { fusedKernelsAvailable, fusedRows, fusedRowsGrad, type SnnlFusedAttrs } from './fused.js';
 import {
   resolveOptions,
   toFeatureMatrix,
@@ -205,10 +206,29 @@ export function backwardRows(
   return parts.length === 1 ? parts[0]! : (tf.concat(parts, 0) as tf.Tensor2D);
 }
 
+/** The loss through the backend's fused kernels (see fused.ts): one kernel forward, one backward. */
+function fusedOnBatch(batch: PairBatch, x: tf.Tensor2D): tf.Tensor {
+  const { distance, temperature, formula } = batch.options;
+  const attrs: SnnlFusedAttrs = { distance: distance.name, temperature, epsilon: formula.fusedEpsilon };
+  const labels = tf.tensor1d(batch.labels, 'int32');
+  const lossOf = tf.customGrad((input, saveArg) => {
+    const features = input as tf.Tensor2D;
+    const [rowLoss, k] = fusedRows(features, labels, attrs);
+    (saveArg as tf.GradSaveFunc)([features, k]);
+    return {
+      value: reduce(batch, rowLoss),
+      gradFunc: (dy, [savedX, savedK]) =>
+        fusedRowsGrad(savedX as tf.Tensor2D, savedK as tf.Tensor2D, rowWeights(batch, dy), attrs),
+    };
+  });
+  return lossOf(x);
+}
+
 /** The loss on a prepared batch, with the closed-form gradient with respect to its features. */
 export function snnlOnBatch(batch: PairBatch, x: tf.Tensor2D = batch.x): tf.Tensor {
   const { distance, temperature, blockSize } = batch.options;
   const singleBlock = blockSize >= batch.labels.length;
+  if (singleBlock && fusedKernelsAvailable()) return fusedOnBatch(batch, x);
   const lossOf = tf.customGrad((input, saveArg) => {
     const features = input as tf.Tensor2D;
     const save = saveArg as tf.GradSaveFunc;

@@ -1,0 +1,591 @@
+// snnl's native kernels: TensorFlow.js tensors handed to ATen (LibTorch's tensor library) without copies.
+//
+// Every function takes its output buffer(s) first, then its inputs, all typed arrays viewed in place with
+// at::from_blob, and plain numbers; ATen writes the result into the output (with its *_out variants where
+// they exist, else by one copy). Outputs are allocated by JavaScript (uninitialized, V8-owned), so their
+// memory is reclaimed by V8's own garbage collection and reused by malloc; memory owned by ATen and
+// handed to JavaScript would be freed only by finalizers, which Node runs when the event loop turns, so a
+// synchronous training loop would grow without bound. Images are NHWC in TensorFlow.js: an NHWC buffer
+// is an NCHW tensor in channels-last layout, which is what ATen's convolutions prefer.
+//
+// The JavaScript side (src/engine/native-backend.ts) validates shapes and attributes and computes the
+// convolution geometry; this file only does arithmetic.
+#include <napi.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using Shape = std::vector<int64_t>;
+
+Shape toShape(const Napi::Value& value) {
+  auto array = value.As<Napi::Array>();
+  Shape shape(array.Length());
+  for (uint32_t i = 0; i < array.Length(); i++) shape[i] = array.Get(i).As<Napi::Number>().Int64Value();
+  return shape;
+}
+
+at::Tensor floats(const Napi::Value& value, const Shape& shape) {
+  auto array = value.As<Napi::Float32Array>();
+  return at::from_blob(array.Data(), shape, at::TensorOptions().dtype(at::kFloat));
+}
+
+// Writes a result into an output view (a no-op when ATen already wrote it there).
+void put(const at::Tensor& out, const at::Tensor& result) {
+  if (!result.is_same(out)) out.copy_(result);
+}
+
+// Wraps a kernel so that ATen's errors reach JavaScript as Error objects with ATen's first line.
+template <typename F>
+Napi::Value guarded(const Napi::CallbackInfo& info, F body) {
+  try {
+    body();
+    return info.Env().Undefined();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string message = e.what();
+    auto newline = message.find('\n');
+    if (newline != std::string::npos) message = message.substr(0, newline);
+    throw Napi::Error::New(info.Env(), "native kernel: " + message);
+  }
+}
+
+// NHWC buffer -> NCHW tensor (channels-last layout, no copy).
+at::Tensor nchw(const Napi::Value& value, const Shape& nhwc) { return floats(value, nhwc).permute({0, 3, 1, 2}); }
+
+// tfjs filter [kh, kw, in, out] -> ATen weight [out, in, kh, kw] in channels-last layout.
+at::Tensor weight(const Napi::Value& value, const Shape& hwio) {
+  return floats(value, hwio).permute({3, 2, 0, 1}).contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+struct Geometry {
+  Shape strides, dilations;
+  int64_t top, bottom, left, right;
+  bool symmetric() const { return top == bottom && left == right; }
+};
+
+Geometry geometry(const Napi::CallbackInfo& info, size_t at) {
+  auto pads = toShape(info[at + 2]);
+  return {toShape(info[at]), toShape(info[at + 1]), pads[0], pads[1], pads[2], pads[3]};
+}
+
+at::Tensor padded(const at::Tensor& x, const Geometry& g, double value) {
+  return at::constant_pad_nd(x, {g.left, g.right, g.top, g.bottom}, value);
+}
+
+Shape symmetricPads(const Geometry& g) {
+  return g.symmetric() ? Shape{g.top, g.left} : Shape{0, 0};
+}
+
+// Output views. `out` is always info[0]; an NHWC output is viewed as NCHW (channels-last).
+at::Tensor outNchw(const Napi::CallbackInfo& info, const Shape& nhwcShape) { return nchw(info[0], nhwcShape); }
+
+// conv2d(out, x, xShape, w, wShape, strides, dilations, pads[t, b, l, r], bias | null, relu, outShape)
+Napi::Value Conv2d(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto x = nchw(info[1], toShape(info[2]));
+    auto w = weight(info[3], toShape(info[4]));
+    auto g = geometry(info, 5);
+    at::Tensor bias;
+    if (!info[8].IsNull()) bias = floats(info[8], {w.size(0)});
+    auto input = g.symmetric() ? x : padded(x, g, 0.0);
+    auto y = at::conv2d(input.contiguous(at::MemoryFormat::ChannelsLast), w, bias, g.strides, symmetricPads(g),
+                        g.dilations);
+    if (info[9].As<Napi::Boolean>().Value()) y.relu_();
+    put(outNchw(info, toShape(info[10])), y);
+  });
+}
+
+// conv2dBackpropInput(out, dy, dyShape, w, wShape, xShape, strides, dilations, pads)
+Napi::Value Conv2dBackpropInput(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto dy = nchw(info[1], toShape(info[2])).contiguous(at::MemoryFormat::ChannelsLast);
+    auto w = weight(info[3], toShape(info[4]));
+    auto xs = toShape(info[5]);
+    auto g = geometry(info, 6);
+    int64_t h = xs[1], wd = xs[2];
+    int64_t ph = g.symmetric() ? h : h + g.top + g.bottom;
+    int64_t pw = g.symmetric() ? wd : wd + g.left + g.right;
+    // convolution_backward reads only the input's sizes when the input gradient alone is asked for.
+    auto shapeOnly = at::empty({xs[0], xs[3], ph, pw}, dy.options().memory_format(at::MemoryFormat::ChannelsLast));
+    auto grads = at::convolution_backward(dy, shapeOnly, w, c10::nullopt, g.strides, symmetricPads(g), g.dilations,
+                                          false, {0, 0}, 1, {true, false, false});
+    auto dx = std::get<0>(grads);
+    if (!g.symmetric()) dx = dx.narrow(2, g.top, h).narrow(3, g.left, wd);
+    put(outNchw(info, xs), dx);
+  });
+}
+
+// conv2dBackpropFilter(out, x, xShape, dy, dyShape, filterShape[kh, kw, in, out], strides, dilations, pads)
+Napi::Value Conv2dBackpropFilter(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto x = nchw(info[1], toShape(info[2]));
+    auto dy = nchw(info[3], toShape(info[4])).contiguous(at::MemoryFormat::ChannelsLast);
+    auto fs = toShape(info[5]);
+    auto g = geometry(info, 6);
+    auto input = (g.symmetric() ? x : padded(x, g, 0.0)).contiguous(at::MemoryFormat::ChannelsLast);
+    // ... and only the weight's sizes when the weight gradient alone is asked for.
+    auto shapeOnly = at::empty({fs[3], fs[2], fs[0], fs[1]}, dy.options().memory_format(at::MemoryFormat::ChannelsLast));
+    auto grads = at::convolution_backward(dy, input, shapeOnly, c10::nullopt, g.strides, symmetricPads(g),
+                                          g.dilations, false, {0, 0}, 1, {false, true, false});
+    put(floats(info[0], fs), std::get<1>(grads).permute({2, 3, 1, 0}));
+  });
+}
+
+// Max pooling. Padding is explicit (-inf), so any padding works, not only the at most half a window
+// that ATen accepts.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> pool(const at::Tensor& x, const Shape& filter, const Geometry& g) {
+  const bool any = g.top || g.bottom || g.left || g.right;
+  auto input = (any ? padded(x, g, -INFINITY) : x).contiguous(at::MemoryFormat::ChannelsLast);
+  auto result = at::max_pool2d_with_indices(input, filter, g.strides, {0, 0}, g.dilations, false);
+  return {input, std::get<0>(result), std::get<1>(result)};
+}
+
+// maxPool(out, x, xShape, filter[h, w], strides, dilations, pads, outShape)
+Napi::Value MaxPool(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto x = nchw(info[1], toShape(info[2]));
+    auto g = geometry(info, 4);
+    put(outNchw(info, toShape(info[7])), std::get<1>(pool(x, toShape(info[3]), g)));
+  });
+}
+
+// maxPoolGrad(out, dy, dyShape, x, xShape, filter, strides, dilations, pads)
+Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto dy = nchw(info[1], toShape(info[2])).contiguous(at::MemoryFormat::ChannelsLast);
+    auto xs = toShape(info[4]);
+    auto x = nchw(info[3], xs);
+    auto filter = toShape(info[5]);
+    auto g = geometry(info, 6);
+    auto [input, out, indices] = pool(x, filter, g);
+    auto dx = at::max_pool2d_with_indices_backward(dy, input, filter, g.strides, {0, 0}, g.dilations, false, indices);
+    if (g.top || g.bottom || g.left || g.right) dx = dx.narrow(2, g.top, xs[1]).narrow(3, g.left, xs[2]);
+    put(outNchw(info, xs), dx);
+  });
+}
+
+// matMul(out, a, aShape, b, bShape, transposeA, transposeB, bias | null, biasShape, activation, outShape)
+// activation: 0 none, 1 relu.
+Napi::Value MatMul(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto a = floats(info[1], toShape(info[2]));
+    auto b = floats(info[3], toShape(info[4]));
+    if (info[5].As<Napi::Boolean>().Value()) a = a.transpose(-2, -1);
+    if (info[6].As<Napi::Boolean>().Value()) b = b.transpose(-2, -1);
+    at::Tensor bias;
+    if (!info[7].IsNull()) bias = floats(info[7], toShape(info[8]));
+    auto out = floats(info[0], toShape(info[10]));
+    if (a.dim() == 3 && a.size(0) == 1 && b.size(0) == 1) {
+      // One matrix product, written by the GEMM in place; a bias over the columns is its beta term.
+      auto out2 = out[0];
+      const int64_t n = b.size(2);
+      if (bias.defined() && bias.numel() == n) {
+        at::addmm_out(out2, bias.reshape({1, n}).expand({a.size(1), n}), a[0], b[0]);
+      } else {
+        at::mm_out(out2, a[0], b[0]);
+        if (bias.defined()) out.add_(bias);
+      }
+    } else {
+      at::matmul_out(out, a, b);
+      if (bias.defined()) out.add_(bias);
+    }
+    if (info[9].As<Napi::Number>().Int32Value() == 1) out.relu_();
+  });
+}
+
+enum Unary { kRelu, kNeg, kStep, kSquare, kExp, kLog, kSqrt, kSigmoid, kTanh, kAbs, kRsqrt, kReciprocal };
+
+at::Tensor flat(const Napi::Value& value) {
+  auto array = value.As<Napi::Float32Array>();
+  return floats(value, {static_cast<int64_t>(array.ElementLength())});
+}
+
+// tfjs Step: 1 where x > 0, alpha elsewhere, NaN stays NaN. Written branch-free over restrict pointers so
+// that it vectorizes (the signs in a ReLU's gradient are random: a branch mispredicts half the time).
+void step(const float* __restrict in, float* __restrict out, int64_t begin, int64_t end, float alpha) {
+  for (int64_t i = begin; i < end; i++) {
+    const float v = in[i];
+    const float r = v > 0 ? 1.0f : alpha;
+    out[i] = v == v ? r : v;
+  }
+}
+
+// unary(out, op, x, alpha): elementwise on float32 (shape does not matter).
+Napi::Value UnaryOp(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto out = flat(info[0]);
+    auto op = static_cast<Unary>(info[1].As<Napi::Number>().Int32Value());
+    auto x = flat(info[2]);
+    switch (op) {
+      case kRelu: at::clamp_min_out(out, x, 0); break;
+      case kNeg: at::neg_out(out, x); break;
+      case kStep: {
+        const float alpha = info[3].As<Napi::Number>().FloatValue();
+        const float* in = x.data_ptr<float>();
+        float* o = out.data_ptr<float>();
+        at::parallel_for(0, x.numel(), 65536, [&](int64_t begin, int64_t end) { step(in, o, begin, end, alpha); });
+        break;
+      }
+      case kSquare: at::mul_out(out, x, x); break;
+      case kExp: at::exp_out(out, x); break;
+      case kLog: at::log_out(out, x); break;
+      case kSqrt: at::sqrt_out(out, x); break;
+      case kSigmoid: at::sigmoid_out(out, x); break;
+      case kTanh: at::tanh_out(out, x); break;
+      case kAbs: at::abs_out(out, x); break;
+      case kRsqrt: at::rsqrt_out(out, x); break;
+      case kReciprocal: at::reciprocal_out(out, x); break;
+      default: throw std::runtime_error("unknown unary op");
+    }
+  });
+}
+
+enum Binary { kAdd, kSub, kMul, kDiv, kMaximum, kMinimum, kSquaredDifference };
+
+// binary(out, op, a, aShape, b, bShape, outShape): elementwise with broadcasting, float32.
+Napi::Value BinaryOp(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto out = floats(info[0], toShape(info[6]));
+    auto op = static_cast<Binary>(info[1].As<Napi::Number>().Int32Value());
+    auto a = floats(info[2], toShape(info[3]));
+    auto b = floats(info[4], toShape(info[5]));
+    switch (op) {
+      case kAdd: at::add_out(out, a, b); break;
+      case kSub: at::sub_out(out, a, b); break;
+      case kMul: at::mul_out(out, a, b); break;
+      case kDiv: at::div_out(out, a, b); break;
+      case kMaximum: at::maximum_out(out, a, b); break;
+      case kMinimum: at::minimum_out(out, a, b); break;
+      case kSquaredDifference: at::sub_out(out, a, b).mul_(out); break;
+      default: throw std::runtime_error("unknown binary op");
+    }
+  });
+}
+
+enum Reduction { kSum, kMax, kMin, kMean };
+
+// reduce(out, op, x, shape, axes): reduces the given axes away (the output's keepDims shape is the
+// caller's business: the values are the same).
+Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto op = static_cast<Reduction>(info[1].As<Napi::Number>().Int32Value());
+    auto x = floats(info[2], toShape(info[3]));
+    auto axes = toShape(info[4]);
+    Shape kept;
+    for (int64_t d = 0; d < x.dim(); d++)
+      if (std::find(axes.begin(), axes.end(), d) == axes.end()) kept.push_back(x.size(d));
+    auto out = floats(info[0], kept);
+    switch (op) {
+      case kSum: at::sum_out(out, x, axes); break;
+      case kMean: at::mean_out(out, x, axes); break;
+      case kMax: at::amax_out(out, x, axes); break;
+      case kMin: at::amin_out(out, x, axes); break;
+      default: throw std::runtime_error("unknown reduction");
+    }
+  });
+}
+
+// transpose(out, x, shape, perm)
+Napi::Value Transpose(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto x = floats(info[1], toShape(info[2])).permute(toShape(info[3]));
+    floats(info[0], x.sizes().vec()).copy_(x);
+  });
+}
+
+// slice(out, x, shape, begin, size)
+Napi::Value Slice(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto x = floats(info[1], toShape(info[2]));
+    auto begin = toShape(info[3]);
+    auto size = toShape(info[4]);
+    for (size_t d = 0; d < begin.size(); d++) x = x.narrow(static_cast<int64_t>(d), begin[d], size[d]);
+    floats(info[0], size).copy_(x);
+  });
+}
+
+// pad(out, x, shape, paddings [before0, after0, before1, after1, ...], value)
+Napi::Value Pad(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto shape = toShape(info[2]);
+    auto x = floats(info[1], shape);
+    auto paddings = toShape(info[3]);
+    Shape padded(shape.size());
+    for (size_t d = 0; d < shape.size(); d++) padded[d] = shape[d] + paddings[2 * d] + paddings[2 * d + 1];
+    auto out = floats(info[0], padded);
+    out.fill_(info[4].As<Napi::Number>().DoubleValue());
+    auto inner = out;
+    for (size_t d = 0; d < shape.size(); d++) inner = inner.narrow(static_cast<int64_t>(d), paddings[2 * d], shape[d]);
+    inner.copy_(x);
+  });
+}
+
+// ---- The Soft Nearest Neighbor Loss, fused (src/loss/fused.ts states the contract) ----
+
+enum Distance { kSquaredEuclidean, kEuclidean, kCosine };
+constexpr double kCosineNormFloor = 1e-12;
+
+// Centred rows (squared Euclidean, Euclidean) or unit rows and their norms (cosine).
+std::pair<at::Tensor, at::Tensor> prepareRows(const at::Tensor& x, Distance distance) {
+  if (distance == kCosine) {
+    auto norms = x.square().sum(1, true).sqrt().clamp_min(kCosineNormFloor);
+    return {x / norms, norms};
+  }
+  return {x - x.mean(0, true), at::Tensor()};
+}
+
+// snnlForward(outLoss [b], outK [b, b], x, [b, d], labels, distance, temperature, epsilon (< 0: log-sum-exp))
+// K is dLoss/dD per unit row weight (for Euclidean, dLoss/dS with S the squared distance), so that the
+// backward pass is H = K * w (rows), A = H + H^T and one product. outK holds, in turn, the Gram matrix,
+// the logits (shifted by their row maximum), their exponentials (one vectorized ATen pass), and K.
+Napi::Value SnnlForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto shape = toShape(info[3]);
+    auto x = floats(info[2], shape);
+    const int64_t b = shape[0];
+    float* loss = info[0].As<Napi::Float32Array>().Data();
+    auto outK = floats(info[1], {b, b});
+    const int32_t* labels = info[4].As<Napi::Int32Array>().Data();
+    auto distance = static_cast<Distance>(info[5].As<Napi::Number>().Int32Value());
+    const double t = info[6].As<Napi::Number>().DoubleValue();
+    const double epsilon = info[7].As<Napi::Number>().DoubleValue();
+    const bool lse = epsilon < 0;
+    const float invT = static_cast<float>(1.0 / t);
+
+    auto [rows, norms] = prepareRows(x, distance);
+    at::mm_out(outK, rows, rows.t());
+    at::Tensor sq;
+    if (distance != kCosine) sq = rows.square().sum(1);
+    const float* s = sq.defined() ? sq.data_ptr<float>() : nullptr;
+    float* k = outK.data_ptr<float>();
+    auto distances = at::empty({b, b}, x.options());
+    float* dist = distances.data_ptr<float>();
+    std::vector<float> shift(b, 0.0f);
+
+    // Distances (diagonal exactly 0) and logits -D/T (diagonal -inf: never a neighbour), shifted by the
+    // row maximum for log-sum-exp.
+    at::parallel_for(0, b, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; i++) {
+        float* row = k + i * b;
+        float* drow = dist + i * b;
+        float top = -INFINITY;
+        for (int64_t j = 0; j < b; j++) {
+          float dij;
+          if (distance == kCosine) {
+            dij = 1.0f - row[j];
+          } else {
+            dij = std::max(0.0f, s[i] + s[j] - 2.0f * row[j]);
+            if (distance == kEuclidean) dij = std::sqrt(dij);
+          }
+          drow[j] = j == i ? 0.0f : dij;
+          row[j] = j == i ? -INFINITY : -drow[j] * invT;
+          top = std::max(top, row[j]);
+        }
+        if (lse) {
+          shift[i] = top;
+          for (int64_t j = 0; j < b; j++) row[j] -= top;
+        }
+      }
+    });
+    outK.exp_();
+
+    at::parallel_for(0, b, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; i++) {
+        float* row = k + i * b;
+        const float* drow = dist + i * b;
+        const int32_t yi = labels[i];
+        double total = 0, partners = 0;
+        int64_t partnerCount = 0;
+        for (int64_t j = 0; j < b; j++) {
+          total += row[j];
+          if (j != i && labels[j] == yi) {
+            partners += row[j];
+            partnerCount++;
+          }
+        }
+        if (lse) {
+          // P_ij = e_ij / total; Q_ij = e_ij / partners over partners. When every partner's term
+          // underflowed against the row maximum, shift the partners by their own maximum instead.
+          const float lseAll = shift[i] + static_cast<float>(std::log(total));
+          if (partnerCount == 0) {
+            loss[i] = 0.0f;
+            for (int64_t j = 0; j < b; j++) row[j] = static_cast<float>(-row[j] / total) * invT;
+          } else if (partners > 1e-30) {
+            loss[i] = static_cast<float>(-std::log(partners / total));
+            for (int64_t j = 0; j < b; j++) {
+              const double e = row[j];
+              const double q = labels[j] == yi && j != i ? e / partners : 0.0;
+              row[j] = static_cast<float>(q - e / total) * invT;
+            }
+          } else {
+            float top = -INFINITY;
+            for (int64_t j = 0; j < b; j++)
+              if (j != i && labels[j] == yi) top = std::max(top, -drow[j] * invT);
+            double sum = 0;
+            for (int64_t j = 0; j < b; j++)
+              if (j != i && labels[j] == yi) sum += std::exp(-drow[j] * invT - top);
+            const float lsePart = top + static_cast<float>(std::log(sum));
+            loss[i] = lseAll - lsePart;
+            for (int64_t j = 0; j < b; j++) {
+              const float l = -drow[j] * invT;
+              const float q = j != i && labels[j] == yi ? std::exp(l - lsePart) : 0.0f;
+              row[j] = (q - static_cast<float>(row[j] / total)) * invT;
+            }
+          }
+        } else {
+          const double picked = partners / (total + epsilon);
+          loss[i] = static_cast<float>(-std::log(picked + epsilon));
+          const float scale = static_cast<float>(1.0 / ((picked + epsilon) * (total + epsilon) * t));
+          const float m = static_cast<float>(picked);
+          for (int64_t j = 0; j < b; j++) {
+            const float same = j != i && labels[j] == yi ? 1.0f : 0.0f;
+            row[j] = row[j] * scale * (same - m);
+          }
+        }
+        if (distance == kEuclidean) {
+          // dD/dS = 1 / (2 D); 0 where D = 0 (the diagonal and duplicate points).
+          for (int64_t j = 0; j < b; j++) row[j] = drow[j] > 0 ? row[j] / (2.0f * drow[j]) : 0.0f;
+        }
+      }
+    });
+  });
+}
+
+// snnlBackward(out, x, [b, d], K, weights [b], distance) -> dLoss/dX
+Napi::Value SnnlBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto shape = toShape(info[2]);
+    auto x = floats(info[1], shape);
+    auto out = floats(info[0], shape);
+    const int64_t b = shape[0];
+    const float* k = info[3].As<Napi::Float32Array>().Data();
+    const float* w = info[4].As<Napi::Float32Array>().Data();
+    auto distance = static_cast<Distance>(info[5].As<Napi::Number>().Int32Value());
+    // A = H + H^T with H = K * w (row i scaled by w_i), and its row sums.
+    auto a = at::empty({b, b}, x.options());
+    auto sums = at::empty({b, 1}, x.options());
+    float* pa = a.data_ptr<float>();
+    float* ps = sums.data_ptr<float>();
+    // In tiles, so that reading K's columns (for H^T) stays in cache.
+    constexpr int64_t kTile = 32;
+    at::parallel_for(0, (b + kTile - 1) / kTile, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t ti = begin * kTile; ti < std::min(b, end * kTile); ti += kTile) {
+        const int64_t iEnd = std::min(b, ti + kTile);
+        for (int64_t tj = 0; tj < b; tj += kTile) {
+          const int64_t jEnd = std::min(b, tj + kTile);
+          for (int64_t i = ti; i < iEnd; i++)
+            for (int64_t j = tj; j < jEnd; j++) pa[i * b + j] = k[i * b + j] * w[i] + k[j * b + i] * w[j];
+        }
+        for (int64_t i = ti; i < iEnd; i++) {
+          double sum = 0;
+          for (int64_t j = 0; j < b; j++) sum += pa[i * b + j];
+          ps[i] = static_cast<float>(sum);
+        }
+      }
+    });
+    auto [rows, norms] = prepareRows(x, distance);
+    if (distance == kCosine) {
+      auto g = at::mm(a, rows).neg_();
+      auto radial = rows * (rows * g).sum(1, true);
+      at::div_out(out, g.sub_(radial), norms);
+    } else {
+      // 2 * (rowsum(A) x_i - (A X)_i), on the centred rows
+      at::addmm_out(out, rows * sums, a, rows, 2.0, -2.0);
+    }
+  });
+}
+
+void adam(float* __restrict ov, float* __restrict om, float* __restrict os, const float* __restrict pv,
+          const float* __restrict pm, const float* __restrict ps, const float* __restrict pg, int64_t n, float beta1,
+          float beta2, float lr, float epsilon, float c1, float c2) {
+  const float keep1 = 1.0f - beta1, keep2 = 1.0f - beta2;
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = pg[i];
+    const float mi = pm[i] * beta1 + gi * keep1;
+    const float vi = ps[i] * beta2 + gi * gi * keep2;
+    om[i] = mi;
+    os[i] = vi;
+    ov[i] = pv[i] - (lr * (mi / c1)) / (std::sqrt(vi / c2) + epsilon);
+  }
+}
+
+// adam(outValue, outM, outV, value, m, v, g, beta1, beta2, learningRate, epsilon, correction1, correction2)
+// tfjs's AdamOptimizer update, term for term, in one pass.
+Napi::Value Adam(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    float* ov = info[0].As<Napi::Float32Array>().Data();
+    float* om = info[1].As<Napi::Float32Array>().Data();
+    float* os = info[2].As<Napi::Float32Array>().Data();
+    const float* pv = info[3].As<Napi::Float32Array>().Data();
+    const float* pm = info[4].As<Napi::Float32Array>().Data();
+    const float* ps = info[5].As<Napi::Float32Array>().Data();
+    auto g = info[6].As<Napi::Float32Array>();
+    const float* pg = g.Data();
+    const int64_t n = static_cast<int64_t>(g.ElementLength());
+    const float beta1 = info[7].As<Napi::Number>().FloatValue();
+    const float beta2 = info[8].As<Napi::Number>().FloatValue();
+    const float lr = info[9].As<Napi::Number>().FloatValue();
+    const float epsilon = info[10].As<Napi::Number>().FloatValue();
+    const float c1 = info[11].As<Napi::Number>().FloatValue();
+    const float c2 = info[12].As<Napi::Number>().FloatValue();
+    at::parallel_for(0, n, 32768, [&](int64_t begin, int64_t end) {
+      adam(ov + begin, om + begin, os + begin, pv + begin, pm + begin, ps + begin, pg + begin, end - begin, beta1, beta2, lr,
+           epsilon, c1, c2);
+    });
+  });
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
+  return Napi::Number::New(info.Env(), at::get_num_threads());
+}
+
+Napi::Value Describe(const Napi::CallbackInfo& info) {
+  auto out = Napi::Object::New(info.Env());
+  out.Set("threads", at::get_num_threads());
+  out.Set("mkldnn", at::hasMKLDNN());
+  out.Set("config", at::show_config());
+  return out;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // A training step allocates and frees the same large buffers every step. glibc serves blocks above
+  // 128 KiB with fresh mmap()s by default, so every output would pay page faults on first touch (a
+  // 1.5 MB Adam update took 3 ms instead of 0.3). Keep blocks up to 16 MiB in the heap,
+  // and do not hand freed memory back to the system eagerly.
+  mallopt(M_MMAP_THRESHOLD, 16 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+  exports.Set("conv2d", Napi::Function::New(env, Conv2d));
+  exports.Set("conv2dBackpropInput", Napi::Function::New(env, Conv2dBackpropInput));
+  exports.Set("conv2dBackpropFilter", Napi::Function::New(env, Conv2dBackpropFilter));
+  exports.Set("maxPool", Napi::Function::New(env, MaxPool));
+  exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
+  exports.Set("matMul", Napi::Function::New(env, MatMul));
+  exports.Set("unary", Napi::Function::New(env, UnaryOp));
+  exports.Set("binary", Napi::Function::New(env, BinaryOp));
+  exports.Set("reduce", Napi::Function::New(env, Reduce));
+  exports.Set("transpose", Napi::Function::New(env, Transpose));
+  exports.Set("slice", Napi::Function::New(env, Slice));
+  exports.Set("pad", Napi::Function::New(env, Pad));
+  exports.Set("snnlForward", Napi::Function::New(env, SnnlForward));
+  exports.Set("snnlBackward", Napi::Function::New(env, SnnlBackward));
+  exports.Set("adam", Napi::Function::New(env, Adam));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("describe", Napi::Function::New(env, Describe));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(snnl_native, Init)

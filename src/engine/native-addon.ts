@@ -1,0 +1,152 @@
+/**
+ * Finds and loads snnl's native addon (native/snnl_native.cc, built against Debian's libtorch-dev by
+ * `npm run build:native`). Optional by design: where it is not built, or LibTorch is missing, `loadAddon`
+ * says why and the native backend is simply absent.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+type F = Float32Array;
+type Pads = [number, number, number, number];
+
+/** The addon's functions (argument order as in native/snnl_native.cc). */
+/**
+ * The addon's functions (argument order as in native/snnl_native.cc): each writes into the output
+ * array(s) given first, allocated by the caller.
+ */
+export interface NativeAddon {
+  conv2d(
+    out: F,
+    x: F,
+    xShape: number[],
+    w: F,
+    wShape: number[],
+    strides: number[],
+    dilations: number[],
+    pads: Pads,
+    bias: F | null,
+    relu: boolean,
+    outShape: number[],
+  ): void;
+  conv2dBackpropInput(
+    out: F,
+    dy: F,
+    dyShape: number[],
+    w: F,
+    wShape: number[],
+    xShape: number[],
+    strides: number[],
+    dilations: number[],
+    pads: Pads,
+  ): void;
+  conv2dBackpropFilter(
+    out: F,
+    x: F,
+    xShape: number[],
+    dy: F,
+    dyShape: number[],
+    filterShape: number[],
+    strides: number[],
+    dilations: number[],
+    pads: Pads,
+  ): void;
+  maxPool(
+    out: F,
+    x: F,
+    xShape: number[],
+    filter: number[],
+    strides: number[],
+    dilations: number[],
+    pads: Pads,
+    outShape: number[],
+  ): void;
+  maxPoolGrad(
+    out: F,
+    dy: F,
+    dyShape: number[],
+    x: F,
+    xShape: number[],
+    filter: number[],
+    strides: number[],
+    dilations: number[],
+    pads: Pads,
+  ): void;
+  matMul(
+    out: F,
+    a: F,
+    aShape: number[],
+    b: F,
+    bShape: number[],
+    transposeA: boolean,
+    transposeB: boolean,
+    bias: F | null,
+    biasShape: number[],
+    activation: number,
+    outShape: number[],
+  ): void;
+  unary(out: F, op: number, x: F, alpha: number): void;
+  binary(out: F, op: number, a: F, aShape: number[], b: F, bShape: number[], outShape: number[]): void;
+  reduce(out: F, op: number, x: F, shape: number[], axes: number[]): void;
+  transpose(out: F, x: F, shape: number[], perm: number[]): void;
+  slice(out: F, x: F, shape: number[], begin: number[], size: number[]): void;
+  pad(out: F, x: F, shape: number[], paddings: number[], value: number): void;
+  snnlForward(
+    outLoss: F,
+    outK: F,
+    x: F,
+    shape: number[],
+    labels: Int32Array,
+    distance: number,
+    temperature: number,
+    epsilon: number,
+  ): void;
+  snnlBackward(out: F, x: F, shape: number[], k: F, weights: F, distance: number): void;
+  adam(
+    outValue: F,
+    outM: F,
+    outV: F,
+    value: F,
+    m: F,
+    v: F,
+    g: F,
+    beta1: number,
+    beta2: number,
+    lr: number,
+    epsilon: number,
+    c1: number,
+    c2: number,
+  ): void;
+  setThreads(n: number): number;
+  describe(): { threads: number; mkldnn: boolean; config: string };
+}
+
+/** Where `npm run build:native` leaves the addon, from dist/engine or src/engine. */
+export const ADDON_PATH = join(import.meta.dirname, '..', '..', 'native', 'build', 'Release', 'snnl_native.node');
+
+/** The addon to load: SNNL_NATIVE_ADDON (another build, or a missing file to test without it), else ADDON_PATH. */
+export function addonPath(): string {
+  return process.env['SNNL_NATIVE_ADDON'] ?? ADDON_PATH;
+}
+
+/** How to enable the native backend, for notices and errors. */
+export const ENABLE_NATIVE = 'sudo apt-get install libtorch-dev libopenblas0-openmp && npm run build:native';
+
+let cached: { addon: NativeAddon } | { reason: string } | undefined;
+
+/** The addon, or why it cannot be used. */
+export function loadAddon(): { addon: NativeAddon } | { reason: string } {
+  if (cached) return cached;
+  const path = addonPath();
+  if (!existsSync(path)) {
+    cached = { reason: `the native addon is not built (no ${path})` };
+  } else {
+    try {
+      cached = { addon: createRequire(import.meta.url)(path) as NativeAddon };
+    } catch (error) {
+      const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+      cached = { reason: `the native addon failed to load (${message})` };
+    }
+  }
+  return cached;
+}

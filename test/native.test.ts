@@ -1,0 +1,400 @@
+/**
+ * The native (LibTorch) backend: every accelerated kernel against the cpu backend on random shapes,
+ * gradients included; the fused SNNL and Adam kernels; buffer reuse that never overwrites live data; no
+ * leaks; and a short training run. Skipped with the reason where the addon is not built (it needs
+ * Debian's libtorch-dev); SNNL_REQUIRE_ALL=1 (CI) makes that a failure.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect } from 'vitest';
+import { loadAddon } from '../src/engine/native-addon.js';
+import { acceleratedKernels } from '../src/engine/native-backend.js';
+import { snnl } from '../src/loss/snnl.js';
+import { PRESETS, getPreset } from '../src/loss/presets.js';
+import { buildNetwork } from '../src/models/models.js';
+import { FusedAdamOptimizer } from '../src/training/optimizer.js';
+import { trainStep } from '../src/training/step.js';
+import { needs, onBackend } from './helpers.js';
+import { seeded } from './oracle.js';
+
+const built = 'addon' in loadAddon();
+const test = needs(built, 'the native addon is not built (sudo apt-get install libtorch-dev; npm run build:native)');
+
+/** Runs `f` on a backend with the same inputs (plain arrays) and returns its outputs as plain arrays. */
+async function on(backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
+  await onBackend(backend);
+  return tf.tidy(() => {
+    const out = f();
+    return (Array.isArray(out) ? out : [out]).map((t) => Float32Array.from(t.dataSync() as Float32Array));
+  });
+}
+
+/** Largest difference relative to the largest expected magnitude; NaN and infinities must match exactly. */
+function maxRelativeDifference(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let scale = 1e-6;
+  let worst = 0;
+  b.forEach((v) => Number.isFinite(v) && (scale = Math.max(scale, Math.abs(v))));
+  a.forEach((v, k) => {
+    const e = b[k]!;
+    if (!Number.isFinite(e) || !Number.isFinite(v)) {
+      if (!Object.is(v, e) && !(Number.isNaN(v) && Number.isNaN(e))) worst = Infinity;
+      return;
+    }
+    worst = Math.max(worst, Math.abs(v - e));
+  });
+  return worst / scale;
+}
+
+async function agree(run: () => tf.Tensor | tf.Tensor[], tolerance = 1e-5): Promise<void> {
+  const expected = await on('cpu', run);
+  const got = await on('native', run);
+  got.forEach((g, k) => expect(maxRelativeDifference(g, expected[k]!), `output ${k}`).toBeLessThan(tolerance));
+}
+
+const size = (shape: number[]) => shape.reduce((p, n) => p * n, 1);
+
+function randomValues(seed: number) {
+  const random = seeded(seed);
+  return (n: number) => Array.from({ length: n }, () => random() * 2 - 1);
+}
+
+/** A weighted sum, so that each output element gets its own upstream gradient. */
+function weighted(t: tf.Tensor, seed: number): tf.Scalar {
+  const again = seeded(seed);
+  return tf.sum(tf.mul(t, tf.tensor(Array.from({ length: t.size }, again), t.shape)));
+}
+
+describe('native backend', () => {
+  test('accelerates the kernels of a training step and falls back to cpu for the rest', async () => {
+    await onBackend('native');
+    const names = acceleratedKernels();
+    for (const name of ['BatchMatMul', 'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPoolGrad'])
+      expect(names).toContain(name);
+    for (const name of ['SnnlFusedRows', 'SnnlFusedRowsGrad', 'SnnlFusedAdam']) expect(names).toContain(name);
+    // Not accelerated, still there: the cpu kernel.
+    expect(tf.getKernel('Cumsum', 'native')).toBeDefined();
+    expect(tf.tidy(() => Array.from(tf.cumsum(tf.tensor1d([1, 2, 3])).dataSync()))).toEqual([1, 3, 6]);
+  });
+});
+
+describe('native BatchMatMul and _FusedMatMul agree with cpu', () => {
+  const values = randomValues(51);
+  const shapes: Array<[number[], number[], boolean, boolean]> = [
+    [[5, 7], [7, 3], false, false],
+    [[7, 5], [7, 3], true, false],
+    [[5, 7], [3, 7], false, true],
+    [[7, 5], [3, 7], true, true],
+    [[4, 33, 17], [4, 17, 9], false, false],
+    [[4, 17, 33], [4, 9, 17], true, true],
+    [[3, 17, 33], [3, 17, 9], true, false],
+    [[64, 129], [64, 65], true, false],
+    [[128, 500], [500, 500], false, true],
+  ];
+  for (const [aShape, bShape, ta, tb] of shapes) {
+    test(`a ${aShape} b ${bShape} transposeA ${ta} transposeB ${tb}, with gradients`, async () => {
+      const av = values(size(aShape));
+      const bv = values(size(bShape));
+      await agree(() => {
+        const a = tf.tensor(av, aShape);
+        const b = tf.tensor(bv, bShape);
+        const [ga, gb] = tf.grads((p: tf.Tensor, q: tf.Tensor) => weighted(tf.matMul(p, q, ta, tb), 7))([a, b]);
+        return [tf.matMul(a, b, ta, tb), ga!, gb!];
+      });
+    });
+  }
+
+  test('broadcasts batches, and fuses a bias with linear and relu', async () => {
+    const av = values(2 * 6);
+    const bv = values(3 * 6 * 5);
+    const bias = values(5);
+    await agree(() => {
+      const a = tf.tensor3d(av, [1, 2, 6]);
+      const b = tf.tensor3d(bv, [3, 6, 5]);
+      const a2 = tf.reshape(tf.tensor(av.concat(av, av, av, av, av, av, av)), [16, 6]) as tf.Tensor2D;
+      const w = tf.reshape(tf.slice(b, [0, 0, 0], [1, 6, 5]), [6, 5]) as tf.Tensor2D;
+      const fused = (activation: 'linear' | 'relu') =>
+        tf.fused.matMul({ a: a2, b: w, bias: tf.tensor1d(bias), activation });
+      return [tf.matMul(a, b), fused('linear'), fused('relu')];
+    });
+  });
+});
+
+describe('native conv2d and its gradients agree with cpu', () => {
+  const values = randomValues(53);
+  type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+  // [input NHWC, filter HWIO, stride, pad]: the REFERENCE CNN's layers, odd sizes, strides 1-3, every padding.
+  const cases: Array<[number[], number[], number | [number, number], Pad]> = [
+    [[2, 28, 28, 1], [8, 8, 1, 4], 2, 1],
+    [[2, 12, 12, 4], [6, 6, 4, 3], 2, 1],
+    [[3, 32, 32, 3], [8, 8, 3, 2], 2, 1],
+    [[1, 9, 11, 2], [3, 3, 2, 5], 1, 'same'],
+    [[2, 10, 7, 3], [3, 2, 3, 4], 2, 'same'],
+    [[2, 13, 13, 2], [5, 5, 2, 3], 3, 'valid'],
+    [[1, 8, 8, 1], [1, 1, 1, 2], 2, 'valid'],
+    [[2, 7, 9, 2], [3, 3, 2, 2], [2, 1], 'same'],
+    [
+      [1, 11, 10, 3],
+      [4, 3, 3, 2],
+      2,
+      [
+        [0, 0],
+        [2, 1],
+        [0, 2],
+        [0, 0],
+      ],
+    ],
+    [[1, 6, 6, 2], [2, 2, 2, 2], 1, 3],
+  ];
+  for (const [xShape, fShape, strides, pad] of cases) {
+    test(`x ${xShape} filter ${fShape} stride ${strides} pad ${JSON.stringify(pad)}`, async () => {
+      const xv = values(size(xShape));
+      const fv = values(size(fShape));
+      await agree(() => {
+        const x = tf.tensor4d(xv, xShape as [number, number, number, number]);
+        const f = tf.tensor4d(fv, fShape as [number, number, number, number]);
+        const conv = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad);
+        const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) => weighted(conv(a, b), 11))([x, f]);
+        return [conv(x, f), gx!, gf!];
+      });
+    });
+  }
+
+  test('dilated convolution, and a fused bias with relu', async () => {
+    const xv = values(2 * 11 * 11 * 3);
+    const fv = values(3 * 3 * 3 * 4);
+    const bias = values(4);
+    await agree(() => {
+      const x = tf.tensor4d(xv, [2, 11, 11, 3]);
+      const f = tf.tensor4d(fv, [3, 3, 3, 4]);
+      return [
+        tf.conv2d(x, f, 1, 'same', 'NHWC', 2),
+        tf.fused.conv2d({ x, filter: f, strides: 2, pad: 'same', bias: tf.tensor1d(bias), activation: 'relu' }),
+      ];
+    });
+  });
+});
+
+describe('native max pooling and its gradient agree with cpu', () => {
+  const random = seeded(57);
+  const cases: Array<[number[], number, number, 'same' | 'valid' | number]> = [
+    [[2, 12, 12, 3], 2, 2, 'valid'],
+    [[2, 13, 11, 4], 3, 2, 'same'],
+    [[1, 9, 9, 2], 3, 1, 'valid'],
+    [[3, 8, 10, 5], 3, 2, 1],
+  ];
+  for (const [shape, filter, stride, pad] of cases) {
+    test(`x ${shape} filter ${filter} stride ${stride} pad ${pad}`, async () => {
+      // Distinct values, so that every window has one maximum.
+      const values = Array.from({ length: size(shape) }, () => random());
+      await agree(() => {
+        const x = tf.tensor4d(values, shape as [number, number, number, number]);
+        const pool = (v: tf.Tensor) => tf.maxPool(v as tf.Tensor4D, filter, stride, pad);
+        return [pool(x), tf.grad((v: tf.Tensor) => weighted(pool(v), 13))(x)];
+      });
+    });
+  }
+});
+
+describe('native elementwise, reduction and layout kernels agree with cpu', () => {
+  const values = randomValues(59);
+  const shape = [6, 70, 5];
+  const xv = values(size(shape));
+  // Special values: NaN, infinities, zeros (Step at 0 and NaN, Maximum with NaN, Log of 0 and negatives).
+  xv.splice(0, 6, NaN, Infinity, -Infinity, 0, -0, 1e-30);
+
+  test('unary ops', async () => {
+    await agree(() => {
+      const x = tf.tensor(xv, shape);
+      const positive = tf.abs(x);
+      return [
+        tf.relu(x),
+        tf.neg(x),
+        tf.step(x),
+        tf.step(x, 0.3),
+        tf.square(x),
+        tf.exp(x),
+        tf.log(positive),
+        tf.sqrt(positive),
+        tf.sigmoid(x),
+        tf.tanh(x),
+        tf.abs(x),
+        tf.rsqrt(positive),
+        tf.reciprocal(x),
+      ];
+    }, 1e-6);
+  });
+
+  test('binary ops, with broadcasting', async () => {
+    const yv = values(size(shape));
+    const row = values(5);
+    const column = values(6);
+    await agree(() => {
+      const x = tf.tensor(xv, shape);
+      const y = tf.tensor(yv, shape);
+      const r = tf.tensor1d(row);
+      const c = tf.tensor3d(column, [6, 1, 1]);
+      return [
+        tf.add(x, y),
+        tf.sub(x, r),
+        tf.mul(c, x),
+        tf.div(x, y),
+        tf.maximum(x, r),
+        tf.minimum(c, x),
+        tf.squaredDifference(x, y),
+        tf.mul(x, 0.5),
+      ];
+    }, 1e-6);
+  });
+
+  test('reductions over any axes, with and without keepDims, and their gradients', async () => {
+    const finite = values(size(shape));
+    await agree(() => {
+      const x = tf.tensor(finite, shape);
+      const outs: tf.Tensor[] = [];
+      for (const axis of [0, 1, 2, [0, 2], [1, 2], -1])
+        for (const keepDims of [false, true])
+          outs.push(
+            tf.sum(x, axis, keepDims),
+            tf.max(x, axis, keepDims),
+            tf.min(x, axis, keepDims),
+            tf.mean(x, axis, keepDims),
+          );
+      outs.push(tf.sum(x), tf.max(x), tf.grad((v: tf.Tensor) => weighted(tf.max(v, 1), 3))(x));
+      return outs;
+    });
+  });
+
+  test('transpose, slice and pad', async () => {
+    await agree(() => {
+      const x = tf.tensor(xv, shape);
+      return [
+        tf.transpose(x, [2, 0, 1]),
+        tf.transpose(x, [1, 0, 2]),
+        tf.slice(x, [1, 3, 1], [4, 60, 3]),
+        tf.slice(x, [2, 0, 0], [3, 70, 5]),
+        tf.pad(x, [
+          [1, 2],
+          [0, 3],
+          [2, 0],
+        ]),
+        tf.pad(
+          x,
+          [
+            [0, 0],
+            [1, 1],
+            [0, 0],
+          ],
+          -2.5,
+        ),
+      ];
+    });
+  });
+});
+
+describe('native fused SNNL agrees with the composed loss on cpu', () => {
+  const values = randomValues(61);
+  const pairs = PRESETS.flatMap((preset) => getPreset(preset).distances.map((distance) => ({ preset, distance })));
+  for (const { preset, distance } of pairs) {
+    for (const temperature of [0.3, 2, 50]) {
+      test(`${preset} ${distance} T=${temperature}: loss and gradient`, async () => {
+        const b = 40;
+        const xv = values(b * 23).map((v) => v * 3);
+        // Classes of sizes 1 (no partner), 2 and larger; a duplicate row and a zero row.
+        const labels = Int32Array.from({ length: b }, (_, i) => (i === 0 ? 9 : i < 3 ? 8 : i % 4));
+        xv.splice(23, 23, ...xv.slice(46, 69));
+        xv.fill(0, 5 * 23, 6 * 23);
+        await agree(() => {
+          const x = tf.tensor2d(xv, [b, 23]);
+          const options = { preset, distance, temperature };
+          const perRow = snnl(x, labels, { ...options, reduction: 'none' });
+          return [snnl(x, labels, options), perRow, tf.grad((f: tf.Tensor) => snnl(f, labels, options))(x)];
+        });
+      });
+    }
+  }
+
+  test('large unnormalized activations (partners far beyond the row maximum) stay finite and agree', async () => {
+    const b = 64;
+    const d = 300;
+    const xv = values(b * d).map((v) => v * 40);
+    const labels = Int32Array.from({ length: b }, (_, i) => i % 5);
+    await agree(() => {
+      const x = tf.tensor2d(xv, [b, d]);
+      const loss = snnl(x, labels, { temperature: 1 });
+      return [loss, tf.grad((f: tf.Tensor) => snnl(f, labels, { temperature: 1 }))(x)];
+    }, 1e-4);
+    await onBackend('native');
+    const loss = tf.tidy(() => snnl(tf.tensor2d(xv, [b, d]), labels, { temperature: 1 }).dataSync()[0]!);
+    expect(Number.isFinite(loss) && loss > 100).toBe(true);
+  });
+});
+
+describe('native training', () => {
+  test('the fused Adam update matches cpu step for step', async () => {
+    const run = () => {
+      const w = tf.variable(tf.tensor2d(randomValues(67)(40 * 30), [40, 30]));
+      const optimizer = new FusedAdamOptimizer(0.01);
+      const target = tf.tensor2d(randomValues(71)(40 * 30), [40, 30]);
+      for (let step = 0; step < 5; step++) optimizer.minimize(() => tf.sum(tf.square(tf.sub(w, target))));
+      const out = w.clone();
+      w.dispose();
+      optimizer.dispose();
+      return out;
+    };
+    await agree(run, 1e-5);
+  });
+
+  // Plain SGD, so that weights differ only as much as the gradients do (Adam's first steps move each
+  // weight by about lr * sign(g), which amplifies rounding where g is near 0; its kernel is checked above).
+  test('CNN training steps with SNNL on every hidden layer match cpu, and leak no tensor', async () => {
+    const step = (backend: string) => async () => {
+      await onBackend(backend);
+      const net = buildNetwork('cnn', [28, 28, 1], 10, 3);
+      const optimizer = tf.train.sgd(0.05);
+      const labels = Int32Array.from({ length: 16 }, (_, i) => i % 4);
+      const x = tf.tensor4d(randomValues(73)(16 * 28 * 28), [16, 28, 28, 1]);
+      const batch = { x, y: tf.tensor1d(labels, 'int32'), labels };
+      const spec = {
+        classes: 10,
+        factor: -10,
+        temperature: 100,
+        layers: net.hiddenLayers.map((_, index) => ({ index, weight: 1 })),
+        combine: 'sum' as const,
+        snnl: { preset: 'pt-snnl' as const, distance: 'cosine' as const },
+        multipliers: [],
+      };
+      trainStep(net, optimizer, batch, spec);
+      const before = tf.memory().numTensors;
+      const losses = [0, 1].map(() => trainStep(net, optimizer, batch, spec));
+      expect(tf.memory().numTensors).toBe(before);
+      const weights = net.model.getWeights().map((w) => Float32Array.from(w.dataSync() as Float32Array));
+      net.model.dispose();
+      optimizer.dispose();
+      tf.dispose([batch.x, batch.y]);
+      return { losses, weights };
+    };
+    const cpu = await step('cpu')();
+    const native = await step('native')();
+    native.weights.forEach((w, k) => expect(maxRelativeDifference(w, cpu.weights[k]!)).toBeLessThan(1e-4));
+    native.losses.forEach((l, k) => {
+      expect(l.loss).toBeCloseTo(cpu.losses[k]!.loss, 4);
+      expect(l.snnl).toBeCloseTo(cpu.losses[k]!.snnl, 4);
+      expect(l.correct).toBe(cpu.losses[k]!.correct);
+    });
+    expect(native.losses[1]!.loss).not.toBe(native.losses[0]!.loss);
+  }, 120_000);
+
+  test('reused buffers never overwrite live data or values already read', async () => {
+    await onBackend('native');
+    const x = tf.add(tf.ones([300, 40]), 1); // a native output, from the pool
+    const read = x.dataSync();
+    const view = tf.slice(x, [0, 0], [100, 40]); // the cpu kernel's view of x's buffer
+    const kept = Float32Array.from(view.dataSync() as Float32Array);
+    x.dispose();
+    // Same sizes again: a pool that handed x's buffer out now would overwrite the view.
+    const others = [0, 1, 2].map((k) => tf.add(tf.ones([300, 40]), 10 + k));
+    expect(Array.from(view.dataSync() as Float32Array)).toEqual(Array.from(kept));
+    expect(read.every((v) => v === 2)).toBe(true);
+    tf.dispose([view, ...others]);
+  });
+});
