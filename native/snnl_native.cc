@@ -336,13 +336,39 @@ Napi::Value Pad(const Napi::CallbackInfo& info) {
 enum Distance { kSquaredEuclidean, kEuclidean, kCosine };
 constexpr double kCosineNormFloor = 1e-12;
 
-// Centred rows (squared Euclidean, Euclidean) or unit rows and their norms (cosine).
+// Centred rows (squared Euclidean, Euclidean: distances do not change, and float32 cancellation in
+// |x|^2 + |x|^2 - 2 x.x shrinks with the norms) or unit rows and their norms (cosine, floored like
+// torch.nn.functional.normalize). Plain loops: at b = 128 a chain of ATen ops costs more than the work.
 std::pair<at::Tensor, at::Tensor> prepareRows(const at::Tensor& x, Distance distance) {
+  const int64_t b = x.size(0), d = x.size(1);
+  const float* px = x.data_ptr<float>();
+  auto rows = at::empty({b, d}, x.options());
+  float* pr = rows.data_ptr<float>();
   if (distance == kCosine) {
-    auto norms = x.square().sum(1, true).sqrt().clamp_min(kCosineNormFloor);
-    return {x / norms, norms};
+    auto norms = at::empty({b, 1}, x.options());
+    float* pn = norms.data_ptr<float>();
+    at::parallel_for(0, b, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; i++) {
+        const float* xi = px + i * d;
+        float sum = 0;
+        for (int64_t k = 0; k < d; k++) sum += xi[k] * xi[k];
+        const float norm = std::max(std::sqrt(sum), static_cast<float>(kCosineNormFloor));
+        pn[i] = norm;
+        for (int64_t k = 0; k < d; k++) pr[i * d + k] = xi[k] / norm;
+      }
+    });
+    return {rows, norms};
   }
-  return {x - x.mean(0, true), at::Tensor()};
+  std::vector<double> mean(d, 0.0);
+  for (int64_t i = 0; i < b; i++)
+    for (int64_t k = 0; k < d; k++) mean[k] += px[i * d + k];
+  std::vector<float> meanF(d);
+  for (int64_t k = 0; k < d; k++) meanF[k] = static_cast<float>(mean[k] / b);
+  at::parallel_for(0, b, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++)
+      for (int64_t k = 0; k < d; k++) pr[i * d + k] = px[i * d + k] - meanF[k];
+  });
+  return {rows, at::Tensor()};
 }
 
 // snnlForward(outLoss [b], outK [b, b], x, [b, d], labels, distance, temperature, epsilon (< 0: log-sum-exp))
@@ -495,14 +521,26 @@ Napi::Value SnnlBackward(const Napi::CallbackInfo& info) {
       }
     });
     auto [rows, norms] = prepareRows(x, distance);
-    if (distance == kCosine) {
-      auto g = at::mm(a, rows).neg_();
-      auto radial = rows * (rows * g).sum(1, true);
-      at::div_out(out, g.sub_(radial), norms);
-    } else {
-      // 2 * (rowsum(A) x_i - (A X)_i), on the centred rows
-      at::addmm_out(out, rows * sums, a, rows, 2.0, -2.0);
-    }
+    at::mm_out(out, a, rows);  // A U (cosine) or A C (squared Euclidean, Euclidean)
+    const int64_t d = shape[1];
+    float* po = out.data_ptr<float>();
+    const float* pr = rows.data_ptr<float>();
+    at::parallel_for(0, b, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; i++) {
+        float* oi = po + i * d;
+        const float* ri = pr + i * d;
+        if (distance == kCosine) {
+          // g = -A U; dLoss/dx_i = (g_i - u_i (u_i . g_i)) / |x_i|
+          float dot = 0;
+          for (int64_t k = 0; k < d; k++) dot -= ri[k] * oi[k];
+          const float norm = norms.data_ptr<float>()[i];
+          for (int64_t k = 0; k < d; k++) oi[k] = (-oi[k] - ri[k] * dot) / norm;
+        } else {
+          // 2 * (rowsum(A) c_i - (A C)_i)
+          for (int64_t k = 0; k < d; k++) oi[k] = 2.0f * (ps[i] * ri[k] - oi[k]);
+        }
+      }
+    });
   });
 }
 
