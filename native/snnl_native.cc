@@ -16,6 +16,7 @@
 #include <ATen/Parallel.h>
 
 #include <malloc.h>
+#include <xmmintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -578,8 +579,14 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
     const float c1 = info[11].As<Napi::Number>().FloatValue();
     const float c2 = info[12].As<Napi::Number>().FloatValue();
     at::parallel_for(0, n, 32768, [&](int64_t begin, int64_t end) {
+      // Flush subnormals to zero while updating: late in training many gradients are tiny, their squares
+      // and the decaying moments fall below float32's normal range, and every operation on a subnormal
+      // takes a slow microcode path (measured: Adam grew to half of a CNN epoch). Restored afterwards.
+      const unsigned csr = _mm_getcsr();
+      _mm_setcsr(csr | 0x8040);  // FTZ | DAZ
       adam(ov + begin, om + begin, os + begin, pv + begin, pm + begin, ps + begin, pg + begin, end - begin, beta1, beta2, lr,
            epsilon, c1, c2);
+      _mm_setcsr(csr);
     });
   });
 }

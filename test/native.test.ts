@@ -5,6 +5,10 @@
  * Debian's libtorch-dev); SNNL_REQUIRE_ALL=1 (CI) makes that a failure.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect } from 'vitest';
 import { loadAddon } from '../src/engine/native-addon.js';
 import { acceleratedKernels } from '../src/engine/native-backend.js';
@@ -397,4 +401,45 @@ describe('native training', () => {
     expect(read.every((v) => v === 2)).toBe(true);
     tf.dispose([view, ...others]);
   });
+});
+
+describe('snnl on the command line with --backend native', () => {
+  test('trains the REFERENCE CNN with SNNL on every hidden layer for a short run, and reports the backend', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'snnl-native-')), 'run');
+    const cli = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
+    const run = spawnSync(
+      process.execPath,
+      [
+        cli,
+        'train',
+        '--backend',
+        'native',
+        '--dataset',
+        'mnist',
+        '--model',
+        'cnn',
+        '--factor',
+        '10',
+        '--preset',
+        'pt-snnl',
+        '--distance',
+        'cosine',
+        '--epochs',
+        '1',
+        '--train-subset',
+        '1024',
+        '--eval-sample',
+        '200',
+        '--out',
+        out,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout + run.stderr).toMatch(/native \(LibTorch, \d+ threads?\)/);
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')[0]!);
+    // Eight batches are enough to learn something: well above chance (10%) on the real test split.
+    expect(metrics.test.accuracy).toBeGreaterThan(0.3);
+    expect(Object.keys(metrics.entanglement)).toEqual(['conv1', 'conv2', 'fc1', 'fc2', 'fc3']);
+  }, 300_000);
 });
