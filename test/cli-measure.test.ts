@@ -232,6 +232,6 @@ describe('snnl measure with bad input exits 2 with one clear line', () => {
       env: { ...process.env, SNNL_BACKEND: 'tpu' },
     });
     expect(run.status).toBe(2);
-    expect(run.stderr).toMatch(/Allowed choices are auto, wasm, cpu/);
+    expect(run.stderr).toMatch(/Allowed choices are auto, native, wasm, cpu/);
   });
 });
