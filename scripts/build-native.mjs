@@ -44,6 +44,13 @@ const nodedir = join(dirname(process.execPath), '..');
 const args = [gyp, 'rebuild', '--directory', join(root, 'native')];
 if (existsSync(join(nodedir, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${nodedir}`);
 
+if (!existsSync('/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3')) {
+  console.log(
+    "snnl: warning: OpenBLAS's OpenMP build is missing, so LibTorch's matrix products use the system BLAS " +
+      '(the reference BLAS is about 30x slower; the pthread OpenBLAS fights the OpenMP threads): ' +
+      'sudo apt-get install libopenblas0-openmp, then npm run build:native',
+  );
+}
 console.log('snnl: building the native backend (LibTorch) ...');
 const run = spawnSync(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
 if (run.status !== 0) {
