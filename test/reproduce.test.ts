@@ -74,7 +74,17 @@ describe('snnl reproduce', () => {
     expect(second.status).toBe(0);
     expect(second.stderr.match(/finished before, skipped/g)).toHaveLength(5);
     expect(second.stderr).not.toMatch(/epoch 1\/1/);
-  }, 180_000);
+    // --table-only trains nothing: seed 8's runs are named and left out, the table holds seed 7's.
+    const seeds = args.indexOf('--seeds') + 1;
+    const partial = snnlCli(...args.slice(0, seeds), '7,8', ...args.slice(seeds + 1), '--table-only');
+    expect(partial.status).toBe(0);
+    expect(partial.stderr.match(/mnist\/[\w-]+-s8: not finished, left out/g)).toHaveLength(5);
+    expect(partial.stderr).not.toMatch(/epoch 1\/1/);
+    const partialTable = readFileSync(join(out, 'table.md'), 'utf8');
+    expect(partialTable).toMatch(/\(seeds 7\)/);
+    expect(partialTable).toMatch(/Written with --table-only from the 5 runs finished so far/);
+    expect(partialTable).toMatch(/the runs in this table trained for \d/);
+  }, 420_000);
 
   it('rejects a data set outside the table and bad seeds', () => {
     expect(snnlCli('reproduce', '--datasets', 'cifar10').stderr).toMatch(

@@ -1,6 +1,7 @@
 /**
  * `snnl quickstart` (npm start) and `snnl report DIR`.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { describeBackend, useBackend } from '../engine/backend.js';
@@ -93,6 +94,15 @@ export async function toyCommand(flags: {
   return [...lines, `figure: ${path}`].join('\n');
 }
 
+/** The wall time of finished runs, from their summary.json (0 where it is missing). */
+function runSeconds(outcomes: Array<{ dir: string }>): number {
+  return outcomes.reduce((total, o) => {
+    const path = join(o.dir, 'summary.json');
+    if (!existsSync(path)) return total;
+    return total + ((JSON.parse(readFileSync(path, 'utf8')) as { wallSeconds?: number }).wallSeconds ?? 0);
+  }, 0);
+}
+
 export async function reproduceCommand(
   flags: {
     datasets: string;
@@ -103,6 +113,7 @@ export async function reproduceCommand(
     trainSubset?: string;
     evalSample?: string;
     backend?: string;
+    tableOnly?: boolean;
   },
   version: string,
 ): Promise<string> {
@@ -148,6 +159,7 @@ export async function reproduceCommand(
     ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
     ...(trainSubset ? { trainSubset } : {}),
     ...(evalSample ? { evalSample } : {}),
+    ...(flags.tableOnly ? { tableOnly: true } : {}),
   };
   const result = await reproduce(options, describeBackend(), version, log);
   if (result.cells.length === 0)
@@ -155,7 +167,10 @@ export async function reproduceCommand(
   const seconds = (performance.now() - started) / 1000;
   const context = [
     `Command: snnl reproduce --datasets ${datasets.join(',')} --seeds ${seeds.join(',')}${epochs ? ` --epochs ${epochs}` : ''}${trainSubset ? ` --train-subset ${trainSubset}` : ''}`,
-    `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), backend ${describeBackend()}, wall time of this invocation ${formatSeconds(seconds)}.`,
+    `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), backend ${describeBackend()}, wall time of this invocation ${formatSeconds(seconds)}; the runs in this table trained for ${formatSeconds(runSeconds(result.outcomes))} in all (their summary.json).`,
+    flags.tableOnly
+      ? `Written with --table-only from the ${result.outcomes.length} runs finished so far; rerun without it to train the rest.`
+      : '',
     trainSubset
       ? `Trained on ${trainSubset} examples only: a quick look, not comparable with the published table.`
       : '',

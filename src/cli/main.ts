@@ -140,6 +140,7 @@ export function buildProgram(): Command {
     .option('--data-dir <dir>', 'folder of user-supplied data sets (SVHN)')
     .option('--train-subset <n>', 'train on this many examples for a quick look (not comparable with the table)')
     .option('--eval-sample <n>', 'test images on which per-layer SNNL is measured each epoch')
+    .option('--table-only', 'write the table and report from the runs finished so far; train nothing')
     .addOption(new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND'))
     .exitOverride()
     .action(async (flags: Parameters<typeof reproduceCommand>[0]) => {

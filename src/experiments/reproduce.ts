@@ -66,6 +66,8 @@ export interface ReproduceOptions {
   /** A quick look on part of the training split (the table is then not comparable). */
   trainSubset?: number;
   evalSample?: number;
+  /** Train nothing: the table of the runs finished so far. */
+  tableOnly?: boolean;
 }
 
 export function reproducePlan(dataset: string, options: ReproduceOptions): PlannedRun[] {
@@ -203,7 +205,9 @@ export async function reproduce(
   const outcomes: RunOutcome[] = [];
   const cells: Cell[] = [];
   for (const dataset of available) {
-    const done = await runAll(options.out, reproducePlan(dataset, options), backend, version, log);
+    const done = await runAll(options.out, reproducePlan(dataset, options), backend, version, log, {
+      trainMissing: !options.tableOnly,
+    });
     outcomes.push(...done);
     cells.push(...tableCells(dataset, done));
   }

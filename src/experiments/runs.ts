@@ -27,17 +27,27 @@ export interface RunOutcome {
   status: 'done before' | 'resumed' | 'trained';
 }
 
+/**
+ * Runs the plan in `root`. With `trainMissing: false` nothing is trained: finished runs are returned,
+ * and the others are named in the log and left out.
+ */
 export async function runAll(
   root: string,
   plan: PlannedRun[],
   backend: string,
   version: string,
   log: (line: string) => void,
+  { trainMissing = true }: { trainMissing?: boolean } = {},
 ): Promise<RunOutcome[]> {
   const outcomes: RunOutcome[] = [];
   for (const [k, { name, config }] of plan.entries()) {
     const dir = join(root, name);
     let status: RunOutcome['status'] = 'trained';
+    const finished = existsSync(runFiles(dir).config) && readHistory(dir).length >= config.epochs;
+    if (!trainMissing && !finished) {
+      log(`[${k + 1}/${plan.length}] ${name}: not finished, left out`);
+      continue;
+    }
     if (existsSync(runFiles(dir).config)) {
       const stored = readStoredConfig(dir).config;
       if (JSON.stringify(stored) !== JSON.stringify(config)) {
