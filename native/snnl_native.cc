@@ -410,7 +410,7 @@ Napi::Value SnnlForward(const Napi::CallbackInfo& info) {
         for (int64_t j = 0; j < b; j++) {
           float dij;
           if (distance == kCosine) {
-            dij = 1.0f - row[j];
+            dij = std::max(0.0f, 1.0f - row[j]);  // never negative, as in src/loss/distance.ts
           } else {
             dij = std::max(0.0f, s[i] + s[j] - 2.0f * row[j]);
             if (distance == kEuclidean) dij = std::sqrt(dij);

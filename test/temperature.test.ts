@@ -54,6 +54,36 @@ describe('optimal temperature', () => {
     },
   );
 
+  // Regression: rows that are scaled copies of each other have cosine distances that rounding made
+  // slightly negative; at the search's smallest temperatures exp(-D / T) overflowed, the first grid point
+  // was NaN, and the search settled there (trained networks' ReLU layers gave 'optimal' losses near
+  // -log(1e-5) at T ~ 1e-9 where T ~ 0.1 gives 0.1).
+  it.each([
+    ['pt-snnl', 'cosine'],
+    ['stable', 'cosine'],
+  ] as const)(
+    '%s / %s with (near-)parallel rows: distances stay >= 0 and the search finds the minimum',
+    (preset, distance) => {
+      const random = seeded(29);
+      const b = 48;
+      const y = Array.from({ length: b }, (_, i) => i % 4);
+      // Wide ReLU-like rows (rounding in u.u grows with the width), and each class made of copies of its
+      // base scaled by odd factors (cosine distance 0 up to rounding), a few slightly perturbed.
+      const bases = normalMatrix(4, 1024, random).map((row) => row.map((v) => Math.max(0, v)));
+      const x = y.map((c, i) => {
+        const scale = 0.3 + 0.7 * random();
+        return bases[c]!.map((v) => v * scale + (i % 3 === 0 ? 1e-4 * random() : 0));
+      });
+      const got = optimalTemperature(x, y, { preset, distance });
+      expect(Number.isFinite(got.loss)).toBe(true);
+      for (const t of [1e-6, 1e-3, 0.01, 0.1, 1]) {
+        const at = tf.tidy(() => snnl(x, y, { preset, distance, temperature: t }).dataSync()[0]!);
+        expect(Number.isFinite(at)).toBe(true);
+        expect(got.loss).toBeLessThanOrEqual(at + 1e-6);
+      }
+    },
+  );
+
   it("takes the reference code's one gradient step on the inverse-temperature multiplier", () => {
     const x = normalMatrix(20, 3, seeded(25));
     const y = Array.from({ length: 20 }, (_, i) => i % 2);

@@ -109,7 +109,9 @@ const cosine: Distance = {
       rows(block) {
         if (transposed === undefined) return unprepared();
         const ur = rowSlice(unit, block.start, block.end);
-        return tf.mul(tf.sub(1, tf.matMul(ur, transposed)), block.offDiagonal) as tf.Tensor2D;
+        // Rounding makes 1 - u.u slightly negative for (near-)parallel rows; a negative distance would
+        // make exp(-D / T) overflow at small T (NaN in the optimal-temperature search).
+        return tf.mul(tf.relu(tf.sub(1, tf.matMul(ur, transposed))), block.offDiagonal) as tf.Tensor2D;
       },
       // D_ij = 1 - u_i.u_j, u = x / |x|: g = -A U, then dLoss/dx_i = (g_i - u_i (u_i . g_i)) / |x_i|.
       backward(block, _d, a) {

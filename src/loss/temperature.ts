@@ -115,7 +115,9 @@ function searchOptimum(ev: Evaluator, tolerance: number): OptimalTemperature {
   const points = 64;
   const grid = Array.from({ length: points }, (_, k) => lo + ((hi - lo) * k) / (points - 1));
   const values = grid.map((u) => ev.at(Math.exp(u)).loss);
-  let best = 0;
+  // The lowest grid point, ignoring any NaN (a NaN first point must not win every comparison).
+  let best = values.findIndex((v) => !Number.isNaN(v));
+  if (best < 0) return { temperature: 1, loss: NaN, atBoundary: true };
   values.forEach((v, k) => {
     if (v < values[best]!) best = k;
   });
