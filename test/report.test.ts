@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -93,6 +93,16 @@ describe('report', () => {
     },
     120_000,
   );
+
+  it('without checkpoints (committed results), leaves out the representation pictures and says why', async () => {
+    const copy = join(root, 'committed');
+    cpSync(experiment, copy, { recursive: true, filter: (source) => !source.endsWith('checkpoint.bin') });
+    rmSync(join(copy, 'representations-umap.png'), { force: true });
+    const html = readFileSync(await buildReport(copy, { points: 40 }), 'utf8');
+    expect(html.match(/<svg/g)!.length).toBe(3);
+    expect(html).toMatch(/No representation pictures: they need the runs' checkpoints/);
+    for (const label of ['baseline', 'SNNL a=10, T=0.1', 'SNNL a=-10, T=0.1']) expect(html).toContain(label);
+  }, 120_000);
 
   it('refuses a folder without runs, or whose runs have not finished an epoch', async () => {
     await expect(buildReport(root + '/nothing')).rejects.toThrow(InputError);

@@ -158,12 +158,26 @@ export async function buildReport(dir: string, options: ReportOptions = {}): Pro
       .map((m) => ({ run: r.label, epoch: m.epoch, accuracy: 100 * m.test.accuracy! })),
   );
   if (accuracyRows.length > 0) figures.push({ name: 'accuracy', svg: await toSvg(accuracySpec(accuracyRows)) });
-  log('embedding the hidden layers (UMAP)');
-  // With several seeds, the pictures show the first seed's runs: one row per configuration.
+  // With several seeds, the pictures show the first seed's runs: one row per configuration. They need the
+  // trained networks: runs whose checkpoint is gone (results committed without them) are left out.
   const firstSeed = configs.get(finished[0]!.dir)!.seed;
-  const pictured = finished.filter((r) => configs.get(r.dir)!.seed === firstSeed);
-  const embedded = await embeddingRows(pictured, options.points ?? 600, log);
-  figures.push({ name: 'representations-umap', svg: await toSvg(embeddingSpec(embedded, 'UMAP')) });
+  const pictured = finished.filter(
+    (r) => configs.get(r.dir)!.seed === firstSeed && existsSync(runFiles(r.dir).checkpoint),
+  );
+  const notes: string[] = [];
+  if (pictured.length > 0) {
+    log('embedding the hidden layers (UMAP)');
+    const embedded = await embeddingRows(pictured, options.points ?? 600, log);
+    figures.push({ name: 'representations-umap', svg: await toSvg(embeddingSpec(embedded, 'UMAP')) });
+  } else {
+    const kept = existsSync(join(dir, 'representations-umap.png'))
+      ? ' The picture made while they were there is kept beside this page: <a href="representations-umap.png">representations-umap.png</a>.'
+      : '';
+    notes.push(
+      `<p class="meta">No representation pictures: they need the runs' checkpoints (checkpoint.bin), which are not in this folder.${kept}</p>`,
+    );
+    log('no checkpoints here: the representation pictures are left out');
+  }
   for (const f of figures) writeAtomic(join(dir, `${f.name}.png`), svgToPng(f.svg));
   const table = resultsTable(finished);
   const { config, backend, versions } = readStoredConfig(finished[0]!.dir);
@@ -182,6 +196,7 @@ ${[...(options.sections ?? []), ...reproductionTable(dir)].join('\n')}
 <p>Test accuracy on the real test split; entanglement is the SNNL of each hidden layer on a fixed sample of test images, at the temperature that minimizes it. Lower means the classes are more separated.</p>
 ${htmlTable(table.header, table.rows)}
 ${figures.map((f) => `<figure id="${f.name}">${f.svg}<figcaption>${escape(f.name)} (also ${f.name}.png)</figcaption></figure>`).join('\n')}
+${notes.join('\n')}
 </body></html>
 `;
   const path = join(dir, 'report.html');
