@@ -57,6 +57,8 @@ describe('snnl reproduce', () => {
     expect(rows).toHaveLength(5);
     expect(table).toMatch(/\| Baseline \| [\d.]+ \| 0\.00 \| [\d.]+ \| 99\.68 \| 99\.81 \| [\d.]+ \| [\d.]+ \|/);
     expect(table).toMatch(/Skipped svhn/);
+    // The last column names the seeds behind each row.
+    for (const row of rows) expect(row).toMatch(/\| 7 \|$/);
     const json = JSON.parse(readFileSync(join(out, 'table.json'), 'utf8'));
     expect(json.cells).toHaveLength(5);
     expect(json.cells[0]).toMatchObject({

@@ -163,12 +163,12 @@ export function tableMarkdown(cells: Cell[], context: string): string {
       '',
     );
     out.push(
-      '| Model | test mean | test std | test best | published avg | published best | published protocol, mean | published protocol, best |',
+      '| Model | test mean | test std | test best | published avg | published best | published protocol, mean | published protocol, best | seeds |',
     );
-    out.push('|---|---|---|---|---|---|---|---|');
+    out.push('|---|---|---|---|---|---|---|---|---|');
     for (const r of rows) {
       out.push(
-        `| ${r.label} | ${pct(r.mean)} | ${pct(r.std)} | ${pct(r.best)} | ${r.published ? r.published[0] : '-'} | ${r.published ? r.published[1] : '-'} | ${pct(mean(r.publishedProtocol))} | ${pct(Math.max(...r.publishedProtocol))} |`,
+        `| ${r.label} | ${pct(r.mean)} | ${pct(r.std)} | ${pct(r.best)} | ${r.published ? r.published[0] : '-'} | ${r.published ? r.published[1] : '-'} | ${pct(mean(r.publishedProtocol))} | ${pct(Math.max(...r.publishedProtocol))} | ${r.seeds.join(', ') || '-'} |`,
       );
     }
     out.push('');
