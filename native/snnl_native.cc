@@ -596,13 +596,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), at::get_num_threads());
 }
 
-Napi::Value Describe(const Napi::CallbackInfo& info) {
-  auto out = Napi::Object::New(info.Env());
-  out.Set("threads", at::get_num_threads());
-  out.Set("mkldnn", at::hasMKLDNN());
-  out.Set("config", at::show_config());
-  return out;
-}
+Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // A training step allocates and frees the same large buffers every step. glibc serves blocks above
@@ -627,7 +621,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("snnlBackward", Napi::Function::New(env, SnnlBackward));
   exports.Set("adam", Napi::Function::New(env, Adam));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
-  exports.Set("describe", Napi::Function::New(env, Describe));
+  exports.Set("threads", Napi::Function::New(env, Threads));
   return exports;
 }
 

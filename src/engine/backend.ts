@@ -113,7 +113,7 @@ export function describeBackend(): string {
   const name = tf.getBackend();
   if (name === 'native') {
     const loaded = loadAddon();
-    const threads = 'addon' in loaded ? loaded.addon.describe().threads : 0;
+    const threads = 'addon' in loaded ? loaded.addon.threads() : 0;
     return `native (LibTorch, ${threads} thread${threads === 1 ? '' : 's'})`;
   }
   return name === 'wasm' ? `wasm (${getThreadsCount()} thread${getThreadsCount() === 1 ? '' : 's'})` : name;

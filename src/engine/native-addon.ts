@@ -118,7 +118,7 @@ export interface NativeAddon {
     c2: number,
   ): void;
   setThreads(n: number): number;
-  describe(): { threads: number; mkldnn: boolean; config: string };
+  threads(): number;
 }
 
 /** Where `npm run build:native` leaves the addon, from dist/engine or src/engine. */

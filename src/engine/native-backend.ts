@@ -308,6 +308,26 @@ interface ConvAttrs {
   inputShape?: [number, number, number, number];
 }
 
+type Shape4 = [number, number, number, number];
+
+/** tfjs's convolution geometry, as the addon takes it: output shape, strides, dilations, pads. */
+function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs) {
+  const info = backend_util.computeConv2DInfo(
+    xShape as Shape4,
+    filterShape as Shape4,
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+  );
+  return {
+    outShape: info.outShape,
+    strides: [info.strideHeight, info.strideWidth],
+    dilations: [info.dilationHeight, info.dilationWidth],
+    pads: pads(info),
+  };
+}
+
 const convKernels = (): KernelConfig[] => {
   const conv = (name: string) =>
     kernel(name, ({ inputs, backend, attrs }) => {
@@ -321,29 +341,20 @@ const convKernels = (): KernelConfig[] => {
       if (a.dataFormat !== 'NHWC' || code === undefined || preluActivationWeights !== undefined) return undefined;
       if (!xv || !wv || bv === undefined || (bias !== undefined && util.sizeFromShape(bias.shape) !== outChannels))
         return undefined;
-      const info = backend_util.computeConv2DInfo(
-        x!.shape as [number, number, number, number],
-        filter!.shape as [number, number, number, number],
-        a.strides,
-        a.dilations ?? 1,
-        a.pad,
-        a.dimRoundingMode,
-      );
-      const strides = [info.strideHeight, info.strideWidth];
-      const dilations = [info.dilationHeight, info.dilationWidth];
-      return backend.output(info.outShape, (out) =>
+      const g = convInfo(x!.shape, filter!.shape, a);
+      return backend.output(g.outShape, (out) =>
         backend.addon.conv2d(
           out,
           xv,
           x!.shape,
           wv,
           filter!.shape,
-          strides,
-          dilations,
-          pads(info),
+          g.strides,
+          g.dilations,
+          g.pads,
           bv,
           code === 1,
-          info.outShape,
+          g.outShape,
         ),
       );
     });
@@ -356,15 +367,8 @@ const convKernels = (): KernelConfig[] => {
       const dv = backend.floats(dy!);
       const wv = backend.floats(filter!);
       if (a.dataFormat !== 'NHWC' || !dv || !wv) return undefined;
-      const info = backend_util.computeConv2DInfo(
-        a.inputShape!,
-        filter!.shape as [number, number, number, number],
-        a.strides,
-        1,
-        a.pad,
-        a.dimRoundingMode,
-      );
-      const strides = [info.strideHeight, info.strideWidth];
+      // The gradient kernels carry no dilations: tfjs has no gradient for dilated convolutions.
+      const g = convInfo(a.inputShape!, filter!.shape, { ...a, dilations: 1 });
       return backend.output(a.inputShape!, (out) =>
         backend.addon.conv2dBackpropInput(
           out,
@@ -373,9 +377,9 @@ const convKernels = (): KernelConfig[] => {
           wv,
           filter!.shape,
           a.inputShape!,
-          strides,
-          [1, 1],
-          pads(info),
+          g.strides,
+          g.dilations,
+          g.pads,
         ),
       );
     }),
@@ -385,15 +389,7 @@ const convKernels = (): KernelConfig[] => {
       const xv = backend.floats(x!);
       const dv = backend.floats(dy!);
       if (a.dataFormat !== 'NHWC' || !xv || !dv) return undefined;
-      const info = backend_util.computeConv2DInfo(
-        x!.shape as [number, number, number, number],
-        a.filterShape!,
-        a.strides,
-        1,
-        a.pad,
-        a.dimRoundingMode,
-      );
-      const strides = [info.strideHeight, info.strideWidth];
+      const g = convInfo(x!.shape, a.filterShape!, { ...a, dilations: 1 });
       return backend.output(a.filterShape!, (out) =>
         backend.addon.conv2dBackpropFilter(
           out,
@@ -402,9 +398,9 @@ const convKernels = (): KernelConfig[] => {
           dv,
           dy!.shape,
           a.filterShape!,
-          strides,
-          [1, 1],
-          pads(info),
+          g.strides,
+          g.dilations,
+          g.pads,
         ),
       );
     }),
