@@ -18,36 +18,11 @@ import { buildNetwork } from '../src/models/models.js';
 import { FusedAdamOptimizer } from '../src/training/optimizer.js';
 import { trainStep } from '../src/training/step.js';
 import { needs, onBackend } from './helpers.js';
+import { CONV_CASES, MAX_POOL_CASES, maxRelativeDifference, valuesOn as on } from './kernel-cases.js';
 import { seeded } from './oracle.js';
 
 const built = 'addon' in loadAddon();
 const test = needs(built, 'the native addon is not built (sudo apt-get install libtorch-dev; npm run build:native)');
-
-/** Runs `f` on a backend with the same inputs (plain arrays) and returns its outputs as plain arrays. */
-async function on(backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
-  await onBackend(backend);
-  return tf.tidy(() => {
-    const out = f();
-    return (Array.isArray(out) ? out : [out]).map((t) => Float32Array.from(t.dataSync() as Float32Array));
-  });
-}
-
-/** Largest difference relative to the largest expected magnitude; NaN and infinities must match exactly. */
-function maxRelativeDifference(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let scale = 1e-6;
-  let worst = 0;
-  b.forEach((v) => Number.isFinite(v) && (scale = Math.max(scale, Math.abs(v))));
-  a.forEach((v, k) => {
-    const e = b[k]!;
-    if (!Number.isFinite(e) || !Number.isFinite(v)) {
-      if (!Object.is(v, e) && !(Number.isNaN(v) && Number.isNaN(e))) worst = Infinity;
-      return;
-    }
-    worst = Math.max(worst, Math.abs(v - e));
-  });
-  return worst / scale;
-}
 
 async function agree(run: () => tf.Tensor | tf.Tensor[], tolerance = 1e-5): Promise<void> {
   const expected = await on('cpu', run);
@@ -125,31 +100,7 @@ describe('native BatchMatMul and _FusedMatMul agree with cpu', () => {
 
 describe('native conv2d and its gradients agree with cpu', () => {
   const values = randomValues(53);
-  type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
-  // [input NHWC, filter HWIO, stride, pad]: the REFERENCE CNN's layers, odd sizes, strides 1-3, every padding.
-  const cases: Array<[number[], number[], number | [number, number], Pad]> = [
-    [[2, 28, 28, 1], [8, 8, 1, 4], 2, 1],
-    [[2, 12, 12, 4], [6, 6, 4, 3], 2, 1],
-    [[3, 32, 32, 3], [8, 8, 3, 2], 2, 1],
-    [[1, 9, 11, 2], [3, 3, 2, 5], 1, 'same'],
-    [[2, 10, 7, 3], [3, 2, 3, 4], 2, 'same'],
-    [[2, 13, 13, 2], [5, 5, 2, 3], 3, 'valid'],
-    [[1, 8, 8, 1], [1, 1, 1, 2], 2, 'valid'],
-    [[2, 7, 9, 2], [3, 3, 2, 2], [2, 1], 'same'],
-    [
-      [1, 11, 10, 3],
-      [4, 3, 3, 2],
-      2,
-      [
-        [0, 0],
-        [2, 1],
-        [0, 2],
-        [0, 0],
-      ],
-    ],
-    [[1, 6, 6, 2], [2, 2, 2, 2], 1, 3],
-  ];
-  for (const [xShape, fShape, strides, pad] of cases) {
+  for (const [xShape, fShape, strides, pad] of CONV_CASES) {
     test(`x ${xShape} filter ${fShape} stride ${strides} pad ${JSON.stringify(pad)}`, async () => {
       const xv = values(size(xShape));
       const fv = values(size(fShape));
@@ -180,13 +131,7 @@ describe('native conv2d and its gradients agree with cpu', () => {
 
 describe('native max pooling and its gradient agree with cpu', () => {
   const random = seeded(57);
-  const cases: Array<[number[], number, number, 'same' | 'valid' | number]> = [
-    [[2, 12, 12, 3], 2, 2, 'valid'],
-    [[2, 13, 11, 4], 3, 2, 'same'],
-    [[1, 9, 9, 2], 3, 1, 'valid'],
-    [[3, 8, 10, 5], 3, 2, 1],
-  ];
-  for (const [shape, filter, stride, pad] of cases) {
+  for (const [shape, filter, stride, pad] of MAX_POOL_CASES) {
     test(`x ${shape} filter ${filter} stride ${stride} pad ${pad}`, async () => {
       // Distinct values, so that every window has one maximum.
       const values = Array.from({ length: size(shape) }, () => random());

@@ -1,24 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { onBackend } from './helpers.js';
+import { CONV_CASES, MAX_POOL_CASES, maxRelativeDifference, valuesOn as on } from './kernel-cases.js';
 import { seeded } from './oracle.js';
-
-/** Runs `f` on a backend with the same inputs (plain arrays) and returns its outputs as plain arrays. */
-async function on(backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
-  await onBackend(backend);
-  return tf.tidy(() => {
-    const out = f();
-    return (Array.isArray(out) ? out : [out]).map((t) => t.dataSync() as Float32Array);
-  });
-}
-
-function maxRelativeDifference(a: Float32Array, b: Float32Array): number {
-  let scale = 1e-6;
-  let worst = 0;
-  b.forEach((v) => (scale = Math.max(scale, Math.abs(v))));
-  a.forEach((v, k) => (worst = Math.max(worst, Math.abs(v - b[k]!))));
-  return worst / scale;
-}
 
 describe('wasm BatchMatMul with transposed operands agrees with cpu', () => {
   const random = seeded(41);
@@ -82,31 +66,7 @@ describe('wasm BatchMatMul with transposed operands agrees with cpu', () => {
 describe('wasm conv2d gradients (Conv2DBackpropFilter, Conv2DBackpropInput) agree with cpu', () => {
   const random = seeded(43);
   const values = (n: number) => Array.from({ length: n }, () => random() * 2 - 1);
-  type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
-  // [input NHWC, filter HWIO, stride, pad]: the REFERENCE CNN's layers, odd sizes, strides 1-3, every padding.
-  const cases: Array<[number[], number[], number | [number, number], Pad]> = [
-    [[2, 28, 28, 1], [8, 8, 1, 4], 2, 1],
-    [[2, 12, 12, 4], [6, 6, 4, 3], 2, 1],
-    [[3, 32, 32, 3], [8, 8, 3, 2], 2, 1],
-    [[1, 9, 11, 2], [3, 3, 2, 5], 1, 'same'],
-    [[2, 10, 7, 3], [3, 2, 3, 4], 2, 'same'],
-    [[2, 13, 13, 2], [5, 5, 2, 3], 3, 'valid'],
-    [[1, 8, 8, 1], [1, 1, 1, 2], 2, 'valid'],
-    [[2, 7, 9, 2], [3, 3, 2, 2], [2, 1], 'same'],
-    [
-      [1, 11, 10, 3],
-      [4, 3, 3, 2],
-      2,
-      [
-        [0, 0],
-        [2, 1],
-        [0, 2],
-        [0, 0],
-      ],
-    ],
-    [[1, 6, 6, 2], [2, 2, 2, 2], 1, 3],
-  ];
-  it.each(cases)('x %j filter %j stride %j pad %j', async (xShape, fShape, strides, pad) => {
+  it.each(CONV_CASES)('x %j filter %j stride %j pad %j', async (xShape, fShape, strides, pad) => {
     const xValues = values(xShape.reduce((p, n) => p * n, 1));
     const fValues = values(fShape.reduce((p, n) => p * n, 1));
     const run = () => {
@@ -142,13 +102,7 @@ describe('wasm conv2d gradients (Conv2DBackpropFilter, Conv2DBackpropInput) agre
 
 describe('wasm MaxPoolGrad agrees with cpu', () => {
   const random = seeded(47);
-  const cases: Array<[number[], number, number, 'same' | 'valid' | number]> = [
-    [[2, 12, 12, 3], 2, 2, 'valid'],
-    [[2, 13, 11, 4], 3, 2, 'same'],
-    [[1, 9, 9, 2], 3, 1, 'valid'],
-    [[3, 8, 10, 5], 3, 2, 1],
-  ];
-  it.each(cases)('x %j filter %i stride %i pad %j', async (shape, filter, stride, pad) => {
+  it.each(MAX_POOL_CASES)('x %j filter %i stride %i pad %j', async (shape, filter, stride, pad) => {
     // Distinct values, so that every window has one maximum.
     const values = Array.from({ length: shape.reduce((p, n) => p * n, 1) }, () => random());
     const run = () => {
