@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onBackend } from './helpers.js';
 import { CONV_CASES, MAX_POOL_CASES, maxRelativeDifference, valuesOn as on } from './kernel-cases.js';
 import { seeded } from './oracle.js';
+import { setBackpropInputStrategy, type BackpropInputStrategy } from '../src/engine/wasm-kernels.js';
 
 describe('wasm BatchMatMul with transposed operands agrees with cpu', () => {
   const random = seeded(41);
@@ -63,42 +64,117 @@ describe('wasm BatchMatMul with transposed operands agrees with cpu', () => {
   });
 });
 
-describe('wasm conv2d gradients (Conv2DBackpropFilter, Conv2DBackpropInput) agree with cpu', () => {
-  const random = seeded(43);
-  const values = (n: number) => Array.from({ length: n }, () => random() * 2 - 1);
-  it.each(CONV_CASES)('x %j filter %j stride %j pad %j', async (xShape, fShape, strides, pad) => {
-    const xValues = values(xShape.reduce((p, n) => p * n, 1));
-    const fValues = values(fShape.reduce((p, n) => p * n, 1));
+describe('wasm BatchMatMul of a fresh large right operand, computed as (b^T a^T)^T, agrees with cpu', () => {
+  it('on first use (swapped) and on the next (packed directly), with gradients', async () => {
+    const random = seeded(43);
+    const aValues = Array.from({ length: 4 * 2048 }, () => random() * 2 - 1);
+    const bValues = Array.from({ length: 2048 * 1024 }, () => random() * 2 - 1);
     const run = () => {
-      const x = tf.tensor4d(xValues, xShape as [number, number, number, number]);
-      const f = tf.tensor4d(fValues, fShape as [number, number, number, number]);
-      const out = tf.conv2d(x, f, strides, pad);
-      const again = seeded(out.size);
-      const weights = tf.tensor(Array.from({ length: out.size }, again), out.shape);
-      const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad), weights)),
-      )([x, f]);
-      return [out, gx!, gf!];
+      const a = tf.tensor(aValues, [4, 2048]);
+      const b = tf.tensor(bValues, [2048, 1024]);
+      const first = tf.matMul(a, b);
+      const second = tf.matMul(a, b);
+      const [ga, gb] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.square(tf.matMul(p, q))))([a, b]);
+      return [first, second, ga!, gb!];
     };
     const expected = await on('cpu', run);
     const got = await on('wasm', run);
     got.forEach((g, k) => expect(maxRelativeDifference(g, expected[k]!)).toBeLessThan(1e-5));
   });
 
-  it('leaks no tensor or memory in a conv2d gradient', async () => {
+  it('leaks no tensor', async () => {
     await onBackend('wasm');
-    const x = tf.randomNormal([2, 12, 12, 3]);
-    const f = tf.randomNormal([5, 5, 3, 4]);
+    const a = tf.randomNormal([4, 2048]);
+    const b = tf.randomNormal([2048, 1024]);
     const before = tf.memory();
-    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 1)))(
-      [x, f],
-    );
-    tf.dispose(grads);
+    tf.matMul(a, b).dispose();
     expect(tf.memory().numTensors).toBe(before.numTensors);
     expect(tf.memory().numBytes).toBe(before.numBytes);
-    tf.dispose([x, f]);
+    tf.dispose([a, b]);
   });
 });
+
+describe('wasm Sum over leading axes and Identity agree with cpu', () => {
+  const random = seeded(44);
+  const cases: Array<[number[], number | number[], boolean]> = [
+    [[6, 5, 4, 3], [0, 1, 2], false],
+    [[6, 5, 4, 3], [0, 1, 2], true],
+    [[7, 9], 0, false],
+    [[4, 3, 5], [-3, 1], true],
+    [[4, 3, 5], [1, 2], false], // not leading: the stock kernel
+    [[4, 3, 5], [0, 1, 2], false], // every axis: the stock kernel
+  ];
+  it.each(cases)('x %j axes %j keepDims %s', async (shape, axes, keepDims) => {
+    const values = Array.from({ length: shape.reduce((p, n) => p * n, 1) }, () => random() * 2 - 1);
+    const run = () => [tf.sum(tf.tensor(values, shape), axes, keepDims)];
+    const expected = await on('cpu', run);
+    const got = await on('wasm', run);
+    expect(maxRelativeDifference(got[0]!, expected[0]!)).toBeLessThan(1e-6);
+    await onBackend('wasm');
+    expect(tf.tidy(() => tf.sum(tf.tensor(values, shape), axes, keepDims).shape)).toEqual(
+      tf.tidy(() => tf.sum(tf.zeros(shape), axes, keepDims).shape),
+    );
+  });
+
+  it('Identity shares the data: a clone outlives its source, and nothing leaks', async () => {
+    await onBackend('wasm');
+    const before = tf.memory();
+    const x = tf.tensor([1, 2, 3]);
+    const y = tf.clone(x);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3]);
+    y.dispose();
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numBytes).toBe(before.numBytes);
+  });
+});
+
+describe.each<[BackpropInputStrategy, number | undefined]>([
+  ['auto', undefined],
+  ['phases', undefined],
+  ['columns', undefined],
+  ['columns', 1], // one image per chunk
+])(
+  'wasm conv2d gradients (Conv2DBackpropFilter, Conv2DBackpropInput: %s, column limit %s) agree with cpu',
+  (way, limit) => {
+    beforeAll(() => setBackpropInputStrategy(way, limit));
+    afterAll(() => setBackpropInputStrategy('auto'));
+    const random = seeded(43);
+    const values = (n: number) => Array.from({ length: n }, () => random() * 2 - 1);
+    it.each(CONV_CASES)('x %j filter %j stride %j pad %j', async (xShape, fShape, strides, pad) => {
+      const xValues = values(xShape.reduce((p, n) => p * n, 1));
+      const fValues = values(fShape.reduce((p, n) => p * n, 1));
+      const run = () => {
+        const x = tf.tensor4d(xValues, xShape as [number, number, number, number]);
+        const f = tf.tensor4d(fValues, fShape as [number, number, number, number]);
+        const out = tf.conv2d(x, f, strides, pad);
+        const again = seeded(out.size);
+        const weights = tf.tensor(Array.from({ length: out.size }, again), out.shape);
+        const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad), weights)),
+        )([x, f]);
+        return [out, gx!, gf!];
+      };
+      const expected = await on('cpu', run);
+      const got = await on('wasm', run);
+      got.forEach((g, k) => expect(maxRelativeDifference(g, expected[k]!)).toBeLessThan(1e-5));
+    });
+
+    it('leaks no tensor or memory in a conv2d gradient', async () => {
+      await onBackend('wasm');
+      const x = tf.randomNormal([2, 12, 12, 3]);
+      const f = tf.randomNormal([5, 5, 3, 4]);
+      const before = tf.memory();
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 1)),
+      )([x, f]);
+      tf.dispose(grads);
+      expect(tf.memory().numTensors).toBe(before.numTensors);
+      expect(tf.memory().numBytes).toBe(before.numBytes);
+      tf.dispose([x, f]);
+    });
+  },
+);
 
 describe('wasm MaxPoolGrad agrees with cpu', () => {
   const random = seeded(47);

@@ -8,8 +8,9 @@
  * - Conv2DBackpropFilter is not registered at all, so no CNN can train. The filter gradient is itself a
  *   convolution: of the input with batch and channels swapped, by dy as the filter, stride 1 and
  *   dilation = the forward stride, run by the backend's fast (XNNPACK) Conv2D.
- * - Conv2DBackpropInput is a naive loop. The input gradient is a set of stride-1 convolutions of dy, one
- *   per stride phase, with the matching taps of the flipped filter (see below).
+ * - Conv2DBackpropInput is a naive loop. Two ways replace it, chosen per call by their cost: a set of
+ *   stride-1 convolutions of dy, one per stride phase, with the matching taps of the flipped filter; or
+ *   one product dy W^T into columns added back into their windows (see below).
  * - MaxPoolGrad is a naive loop. The backend's MaxPoolWithArgmax finds where each window's maximum
  *   came from, and ScatterNd adds dy there (overlapping windows add up, as the gradient does).
  *
@@ -23,15 +24,15 @@ import {
   Conv2DBackpropFilter,
   Conv2DBackpropInput,
   Fill,
+  Identity,
   MaxPoolGrad,
   MaxPoolWithArgmax,
   Pack,
   ScatterNd,
   PadV2,
-  StridedSlice,
   Reshape,
-  Reverse,
   Slice,
+  Sum,
   getKernel,
   registerKernel,
   unregisterKernel,
@@ -44,6 +45,12 @@ import {
 
 interface WasmLike {
   disposeData(dataId: object): boolean | void;
+}
+
+/** The wasm backend's heap access: outputs allocated on its heap, and views of them. */
+interface WasmHeap extends WasmLike {
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
 }
 
 type KernelArgs = Parameters<KernelFunc>[0];
@@ -79,6 +86,22 @@ function preferSwapped(a: TensorInfo, b: TensorInfo): boolean {
   return 2 * sizeOf(a) + batch * rowsA * rowsB < 2 * sizeOf(b);
 }
 
+/** Right operands the fast product has seen: it keeps their packed form, keyed by the tensor. */
+const packed = new WeakSet<object>();
+
+/**
+ * The fast product packs its right operand (transposing it) on first use and keeps the packed copy for
+ * that tensor. For a large fresh b that packing dominates: 128x3200 by 3200x1024 (a dense layer's
+ * forward with this step's weights) takes 34 ms, 15 as (b^T a^T)^T; at 1024x1024 and below the direct
+ * product is as fast or faster (measured, tfjs-backend-wasm 4.22, 2 threads).
+ */
+function packingIsSlow(a: TensorInfo, b: TensorInfo): boolean {
+  const k = b.shape.at(-2)!;
+  const n = b.shape.at(-1)!;
+  const m = a.shape.at(-2)!;
+  return k * n >= 2 * 1024 * 1024 && m <= n;
+}
+
 function batchMatMulConfig(): KernelConfig {
   const stock = originalConfig(BatchMatMul);
   const matMul = stock.kernelFunc;
@@ -89,8 +112,26 @@ function batchMatMulConfig(): KernelConfig {
       transposeA: boolean;
       transposeB: boolean;
     };
-    if (!transposeA && !transposeB) return matMul(args);
     const wasm = backend as unknown as WasmLike;
+    if (!transposeA && !transposeB) {
+      const b = inputs.b!;
+      const first = !packed.has(b.dataId);
+      packed.add(b.dataId);
+      if (!first || !packingIsSlow(inputs.a!, b)) return matMul(args);
+      // a b = (b^T a^T)^T: a^T becomes the packed operand, and b is moved once by a transpose.
+      const bt = swapLastAxes(transpose, b, backend);
+      const at = swapLastAxes(transpose, inputs.a!, backend);
+      const product = matMul({
+        inputs: { a: bt, b: at },
+        backend,
+        attrs: { transposeA: false, transposeB: false },
+      } as KernelArgs) as TensorInfo;
+      try {
+        return swapLastAxes(transpose, product, backend);
+      } finally {
+        for (const t of [bt, at, product]) wasm.disposeData(t.dataId);
+      }
+    }
     if (transposeB && !transposeA && preferSwapped(inputs.a!, inputs.b!)) {
       // a b^T = (b a^T)^T: transposing a and the product can move far less memory than transposing b
       // (the fast product also packs its right operand, so b would be moved twice).
@@ -144,6 +185,12 @@ class Composer {
     const outs = kernel.kernelFunc({ inputs, backend: this.backend, attrs } as KernelArgs) as TensorInfo[];
     this.temporaries.push(...outs);
     return outs;
+  }
+
+  /** Adopts a result made outside `run` as an intermediate. */
+  keep(t: TensorInfo): TensorInfo {
+    this.temporaries.push(t);
+    return t;
   }
 
   /** Frees the intermediates and returns `result`. */
@@ -209,38 +256,155 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   return c.finish(c.run(Transpose, { x: conv }, { perm: [1, 2, 0, 3] })); // [fh, fw, cin, cout]
 };
 
+/** Conv2DBackpropInput's two ways, chosen per call by their cost (`auto`), or forced (tests). */
+export type BackpropInputStrategy = 'auto' | 'phases' | 'columns';
+let backpropInputStrategy: BackpropInputStrategy = 'auto';
+
+/** The column matrix of one chunk of the columns way stays under this many floats (64 MiB). */
+const COLUMN_LIMIT = 16 * 1024 * 1024;
+let columnLimit = COLUMN_LIMIT;
+
+/**
+ * Forces one way of computing Conv2DBackpropInput on wasm, or lets the cost decide (`auto`, the
+ * default); `limit` caps the floats of one chunk's column matrix. For tests.
+ */
+export function setBackpropInputStrategy(strategy: BackpropInputStrategy, limit = COLUMN_LIMIT): void {
+  backpropInputStrategy = strategy;
+  columnLimit = limit;
+}
+/** What scattering one column value costs in JavaScript, in multiply-adds of the fast product (measured: ~30). */
+const SCATTER_COST = 30;
+
+/** Along one axis, phase r of stride s: taps r + s*m (m < taps), dx rows i = j*s + r - pad for j in [first, last]. */
+function phase(r: number, s: number, k: number, pad: number, size: number) {
+  return {
+    taps: r < k ? Math.ceil((k - r) / s) : 0,
+    first: Math.ceil((pad - r) / s),
+    last: Math.floor((size - 1 + pad - r) / s),
+  };
+}
+
+/** Multiply-adds of the phases way: every phase's stride-1 convolution over the common output range. */
+function phasesCost(info: backend_util.Conv2DInfo, n: number): number {
+  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, inHeight, inWidth } = info;
+  const rows = Array.from({ length: sh }, (_, r) => phase(r, sh, kh, info.padInfo.top, inHeight));
+  const cols = Array.from({ length: sw }, (_, q) => phase(q, sw, kw, info.padInfo.left, inWidth));
+  const span = (ps: ReturnType<typeof phase>[]) =>
+    Math.max(...ps.map((p) => p.last)) - Math.min(...ps.map((p) => p.first)) + 1;
+  const taps = rows.reduce((t, r) => t + r.taps, 0) * cols.reduce((t, q) => t + q.taps, 0);
+  return n * span(rows) * span(cols) * taps * info.inChannels * info.outChannels;
+}
+
+/** Multiply-adds of the columns way, counting the scatter in the same unit. */
+function columnsCost(info: backend_util.Conv2DInfo, n: number): number {
+  const columns = n * info.outHeight * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels;
+  return columns * (info.outChannels + SCATTER_COST);
+}
+
+/**
+ * dx by columns: the column matrix col = dy W^T ([n oh ow, kh kw cin], one fast product with no
+ * wasted multiply) and then each column row added into the dx window it came from ("col2im", in
+ * JavaScript on the wasm heap). In chunks of whole images so that col stays under the column limit.
+ */
+function backpropInputByColumns(
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: backend_util.Conv2DInfo,
+  backend: unknown,
+): TensorInfo {
+  const wasm = backend as WasmHeap;
+  const c = new Composer(backend);
+  const [n, oh, ow, cout] = dy.shape as [number, number, number, number];
+  const { inHeight: height, inWidth: width, inChannels: cin, filterHeight: kh, filterWidth: kw } = info;
+  const { strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  const span = kh * kw * cin;
+  const flatFilter = c.run(Reshape, { x: filter }, { shape: [span, cout] });
+  const wt = c.run(Reshape, { x: c.run(Transpose, { x: flatFilter }, { perm: [1, 0] }) }, { shape: [1, cout, span] });
+  const flatDy = c.run(Reshape, { x: dy }, { shape: [1, n * oh * ow, cout] });
+  const dx = wasm.makeOutput([n, height, width, cin], 'float32');
+  wasm.typedArrayFromHeap(dx).fill(0);
+  const perChunk = Math.max(1, Math.floor(columnLimit / (oh * ow * span)));
+  for (let n0 = 0; n0 < n; n0 += perChunk) {
+    const count = Math.min(perChunk, n - n0);
+    const part =
+      count === n
+        ? flatDy
+        : c.run(Slice, { x: flatDy }, { begin: [0, n0 * oh * ow, 0], size: [1, count * oh * ow, cout] });
+    const col = c.run(BatchMatMul, { a: part, b: wt }, { transposeA: false, transposeB: false });
+    // Views after the allocations: a growing heap detaches views taken before it.
+    const from = wasm.typedArrayFromHeap(col);
+    const to = wasm.typedArrayFromHeap(dx);
+    let row = 0;
+    for (let b = n0; b < n0 + count; b++) {
+      for (let oy = 0; oy < oh; oy++) {
+        for (let ox = 0; ox < ow; ox++, row += span) {
+          for (let ky = 0; ky < kh; ky++) {
+            const iy = oy * sh - top + ky;
+            if (iy < 0 || iy >= height) continue;
+            for (let kx = 0; kx < kw; kx++) {
+              const ix = ox * sw - left + kx;
+              if (ix < 0 || ix >= width) continue;
+              const src = row + (ky * kw + kx) * cin;
+              const dst = ((b * height + iy) * width + ix) * cin;
+              for (let ch = 0; ch < cin; ch++) to[dst + ch] = to[dst + ch]! + from[src + ch]!;
+            }
+          }
+        }
+      }
+    }
+    wasm.disposeData(col.dataId);
+    if (part !== flatDy) wasm.disposeData(part.dataId);
+  }
+  c.finish(dx);
+  return dx;
+}
+
+/**
+ * One phase's sub-filter, built in JavaScript (the backend's Reverse and StridedSlice take 15 and 10 ms
+ * on a 6x6x64x128 filter): taps r, r + s, ... of the filter, flipped, channels swapped:
+ * sub[a, b, co, ci] = filter[r + sh (tr - 1 - a), q + sw (tc - 1 - b), ci, co].
+ */
+function subFilter(
+  wasm: WasmHeap,
+  filter: TensorInfo,
+  [r, q]: [number, number],
+  [tr, tc]: [number, number],
+  [sh, sw]: [number, number],
+): TensorInfo {
+  const [, kw, cin, cout] = filter.shape as [number, number, number, number];
+  const out = wasm.makeOutput([tr, tc, cout, cin], 'float32');
+  const from = wasm.typedArrayFromHeap(filter);
+  const to = wasm.typedArrayFromHeap(out);
+  let k = 0;
+  for (let a = 0; a < tr; a++) {
+    for (let b = 0; b < tc; b++) {
+      const base = ((r + sh * (tr - 1 - a)) * kw + (q + sw * (tc - 1 - b))) * cin * cout;
+      for (let co = 0; co < cout; co++) for (let ci = 0; ci < cin; ci++) to[k++] = from[base + ci * cout + co]!;
+    }
+  }
+  return out;
+}
+
 /**
  * dx by phases ("sub-pixel" decomposition): for stride s the rows i with (i + pad) mod s = r receive only
  * the filter taps r, r + s, r + 2s, ... So each of the s x s phases is a stride-1 convolution of dy with
  * that sub-filter (flipped, channels swapped), and the phases interleave into dx. Unlike spreading dy
- * with zeros, no multiply-add is spent on a zero: s^2 times less work for stride s.
+ * with zeros, no multiply-add is spent on a zero: s^2 times less work for stride s. It does spend some
+ * on the border (each phase is a full convolution of dy), which the columns way does not.
  */
-const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
-  const a = attrs as unknown as ConvAttrs;
-  checkNhwc(a, 'Conv2DBackpropInput');
-  const dy = inputs['dy']!;
-  const filter = inputs['filter']!;
-  const inputShape = a.inputShape!;
-  const [kh, kw, cin, cout] = filter.shape as [number, number, number, number];
-  const info = backend_util.computeConv2DInfo(
-    inputShape,
-    filter.shape as [number, number, number, number],
-    a.strides,
-    1,
-    a.pad,
-    a.dimRoundingMode,
-  );
+function backpropInputByPhases(
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: backend_util.Conv2DInfo,
+  backend: unknown,
+): TensorInfo {
+  const wasm = backend as WasmHeap;
   const c = new Composer(backend);
   const [n, oh, ow] = dy.shape as [number, number, number, number];
-  const [, height, width] = inputShape;
+  const { inHeight: height, inWidth: width, inChannels: cin, filterHeight: kh, filterWidth: kw } = info;
   const { strideHeight: sh, strideWidth: sw } = info;
   const { top, left } = info.padInfo;
-  // Along one axis, phase r: taps r + s*m (m < taps), output rows j = (i + pad - r) / s for i in [0, size).
-  const phase = (r: number, s: number, k: number, pad: number, size: number) => ({
-    taps: r < k ? Math.ceil((k - r) / s) : 0,
-    first: Math.ceil((pad - r) / s),
-    last: Math.floor((size - 1 + pad - r) / s),
-  });
   const rows = Array.from({ length: sh }, (_, r) => phase(r, sh, kh, top, height));
   const cols = Array.from({ length: sw }, (_, q) => phase(q, sw, kw, left, width));
   // A common j range for every phase, so that they interleave by a reshape.
@@ -275,7 +439,6 @@ const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
     }
     return out;
   };
-  const flipped = c.run(Reverse, { x: filter }, { dims: [0, 1] });
   const rowPhases: TensorInfo[] = [];
   for (let r = 0; r < sh; r++) {
     const colPhases: TensorInfo[] = [];
@@ -286,27 +449,10 @@ const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
         colPhases.push(c.run(Fill, {}, { shape: [n, rowsOut, colsOut, cin], value: 0, dtype: 'float32' }));
         continue;
       }
-      // Taps r, r + s, ... of the flipped filter are the reversed sub-filter: flipped index k - 1 - t.
-      const lastRow = kh - 1 - (r + sh * (pr.taps - 1));
-      const lastCol = kw - 1 - (q + sw * (pq.taps - 1));
-      const sub = c.run(
-        StridedSlice,
-        { x: flipped },
-        {
-          begin: [lastRow, lastCol, 0, 0],
-          end: [kh - r, kw - q, cin, cout],
-          strides: [sh, sw, 1, 1],
-          beginMask: 0,
-          endMask: 0,
-          ellipsisMask: 0,
-          newAxisMask: 0,
-          shrinkAxisMask: 0,
-        },
-      );
-      const swapped = c.run(Transpose, { x: sub }, { perm: [0, 1, 3, 2] }); // [taps, taps, cout, cin]
+      const sub = c.keep(subFilter(wasm, filter, [r, q], [pr.taps, pq.taps], [sh, sw]));
       const input = padOrCrop(dy, shifted(pr.taps, j0, rowsOut, oh), shifted(pq.taps, k0, colsOut, ow));
       colPhases.push(
-        c.run(Conv2D, { x: input, filter: swapped }, { strides: 1, pad: 'valid', dilations: 1, dataFormat: 'NHWC' }),
+        c.run(Conv2D, { x: input, filter: sub }, { strides: 1, pad: 'valid', dilations: 1, dataFormat: 'NHWC' }),
       );
     }
     rowPhases.push(sw === 1 ? colPhases[0]! : c.run(Pack, colPhases, { axis: 3 }));
@@ -318,6 +464,26 @@ const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const needsSlice = begin[1] !== 0 || begin[2] !== 0 || rowsOut * sh !== height || colsOut * sw !== width;
   if (needsSlice) dx = c.run(Slice, { x: dx }, { begin, size: [n, height, width, cin] });
   return c.finish(dx);
+}
+
+const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
+  const a = attrs as unknown as ConvAttrs;
+  checkNhwc(a, 'Conv2DBackpropInput');
+  const dy = inputs['dy']!;
+  const filter = inputs['filter']!;
+  const info = backend_util.computeConv2DInfo(
+    a.inputShape!,
+    filter.shape as [number, number, number, number],
+    a.strides,
+    1,
+    a.pad,
+    a.dimRoundingMode,
+  );
+  const n = dy.shape[0]!;
+  const byColumns =
+    backpropInputStrategy === 'columns' ||
+    (backpropInputStrategy === 'auto' && columnsCost(info, n) < phasesCost(info, n));
+  return (byColumns ? backpropInputByColumns : backpropInputByPhases)(dy, filter, info, backend);
 };
 
 interface PoolAttrs {
@@ -351,6 +517,47 @@ function maxPoolGradConfig(): KernelConfig {
   return { kernelName: MaxPoolGrad, backendName: 'wasm', kernelFunc };
 }
 
+/**
+ * Identity shares the data, as the cpu backend's does: the stock wasm kernel copies it (99 copies, 10 ms
+ * of a CNN training step: tf.customGrad and the gradient tape call it on every activation).
+ */
+const identity: KernelFunc = ({ inputs, backend }) => {
+  const x = inputs['x']!;
+  (backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+};
+
+/**
+ * Sum over leading axes (a bias gradient: [n, h, w, c] -> [c]), in one pass in JavaScript: the stock
+ * kernel transposes the reduced axes to the end first (8.8 ms of a CNN step for [128, 12, 12, 64]).
+ * Everything else goes to the stock kernel.
+ */
+function sumConfig(): KernelConfig {
+  const stock = originalConfig(Sum);
+  const kernelFunc: KernelFunc = (args) => {
+    const { inputs, backend, attrs } = args;
+    const x = inputs['x']!;
+    const { axis, keepDims } = attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    const rank = x.shape.length;
+    const axes = [...new Set((Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + rank : a)))].sort();
+    const leading = axes.length > 0 && axes.length < rank && axes.every((a, k) => a === k);
+    if (x.dtype !== 'float32' || !leading) return stock.kernelFunc(args);
+    const wasm = backend as unknown as WasmHeap;
+    const kept = x.shape.slice(axes.length);
+    const shape = keepDims ? [...axes.map(() => 1), ...kept] : kept;
+    const out = wasm.makeOutput(shape, 'float32');
+    const from = wasm.typedArrayFromHeap(x);
+    const width = kept.reduce((p, n) => p * n, 1);
+    const total = new Float64Array(width);
+    for (let base = 0; base < from.length; base += width) {
+      for (let c = 0; c < width; c++) total[c] = total[c]! + from[base + c]!;
+    }
+    wasm.typedArrayFromHeap(out).set(total);
+    return out;
+  };
+  return { ...stock, kernelFunc };
+}
+
 let installed = false;
 
 /** Registers snnl's wasm kernels (idempotent). Call after the wasm backend is registered. */
@@ -361,6 +568,8 @@ export function installWasmKernels(): void {
     { kernelName: Conv2DBackpropFilter, backendName: 'wasm', kernelFunc: conv2DBackpropFilter },
     { kernelName: Conv2DBackpropInput, backendName: 'wasm', kernelFunc: conv2DBackpropInput },
     maxPoolGradConfig(),
+    { kernelName: Identity, backendName: 'wasm', kernelFunc: identity },
+    sumConfig(),
   ];
   for (const config of configs) {
     if (getKernel(config.kernelName, config.backendName)) unregisterKernel(config.kernelName, config.backendName);
