@@ -39,6 +39,32 @@ for (const backend of BACKENDS_UNDER_TEST) {
       fused.flat().forEach((v, k) => expect(v).toBeCloseTo(reference.flat()[k]!, 5));
     });
 
+    it('takes the same steps as tfjs Adam on a variable large enough to be split between two threads', async () => {
+      await onBackend(backend);
+      const random = seeded(52);
+      const start = Float32Array.from({ length: 300 * 300 }, () => random() - 0.5);
+      const target = tf.tensor2d(
+        Float32Array.from(start, (v) => v * 0.5 + 0.1),
+        [300, 300],
+      );
+      const run = (optimizer: tf.Optimizer) => {
+        const w = tf.variable(tf.tensor2d(start, [300, 300]));
+        for (let s = 0; s < 3; s++) optimizer.minimize(() => tf.sum(tf.square(tf.sub(w, target))) as tf.Scalar);
+        const out = w.dataSync().slice();
+        w.dispose();
+        return out;
+      };
+      const reference = run(tf.train.adam(0.01));
+      const fused = run(new FusedAdamOptimizer(0.01));
+      let worst = 0;
+      fused.forEach((v, k) => (worst = Math.max(worst, Math.abs(v - reference[k]!))));
+      expect(worst).toBeLessThan(1e-6);
+      // Both halves moved: the first and the last element changed.
+      expect(fused[0]).not.toBe(start[0]);
+      expect(fused[fused.length - 1]).not.toBe(start[start.length - 1]);
+      target.dispose();
+    });
+
     it('keeps the state tf.train.adam keeps, and leaks nothing', async () => {
       await onBackend(backend);
       const optimizer = new FusedAdamOptimizer(0.01);
