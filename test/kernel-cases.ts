@@ -5,6 +5,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
 import { onBackend } from './helpers.js';
+import { seeded } from './oracle.js';
+import { fusedKernelsAvailable } from '../src/loss/fused.js';
+import { PRESETS, getPreset } from '../src/loss/presets.js';
+import { snnl } from '../src/loss/snnl.js';
 
 /** Runs `f` on a backend with the same inputs (plain arrays) and returns its outputs as plain arrays. */
 export async function valuesOn(backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
@@ -66,3 +70,79 @@ export const MAX_POOL_CASES: Array<[number[], number, number, 'same' | 'valid' |
   [[1, 9, 9, 2], 3, 1, 'valid'],
   [[3, 8, 10, 5], 3, 2, 1],
 ];
+
+/**
+ * The fused SNNL kernels of `backend` against the composed loss on cpu: every preset x distance x
+ * temperature, with a singleton class, a duplicate and a zero row; and activations large enough that
+ * every partner's term underflows against the row maximum. `test` is vitest's, or a skipping one.
+ */
+export function fusedSnnlCases(backend: string, test: (name: string, body: () => Promise<void>) => void): void {
+  const random = seeded(61);
+  const values = (n: number) => Array.from({ length: n }, () => random() * 2 - 1);
+  // The zero row's gradient is scaled by 1 / 1e-12 (the norm floor): compared on its own, or it would
+  // hide every other row's error in one comparison.
+  const agree = async (run: () => tf.Tensor[], tolerance: number, width: number, zeroRow = -1) => {
+    const expected = await valuesOn('cpu', run);
+    const got = await valuesOn(backend, run);
+    const split = (a: Float32Array) =>
+      a.length <= width || zeroRow < 0
+        ? [a]
+        : [
+            Float32Array.from([...a.subarray(0, zeroRow * width), ...a.subarray((zeroRow + 1) * width)]),
+            a.subarray(zeroRow * width, (zeroRow + 1) * width),
+          ];
+    got.forEach((g, k) => {
+      const want = split(expected[k]!);
+      split(g).forEach((part, p) =>
+        expect(maxRelativeDifference(part, want[p]!), `output ${k} part ${p}`).toBeLessThan(tolerance),
+      );
+    });
+  };
+  test('the backend has both fused kernels, so snnl() uses them', async () => {
+    await onBackend(backend);
+    expect(fusedKernelsAvailable()).toBe(true);
+  });
+  const pairs = PRESETS.flatMap((preset) => getPreset(preset).distances.map((distance) => ({ preset, distance })));
+  for (const { preset, distance } of pairs) {
+    for (const temperature of [0.3, 2, 50]) {
+      test(`${preset} ${distance} T=${temperature}: loss and gradient`, async () => {
+        const b = 40;
+        const xv = values(b * 23).map((v) => v * 3);
+        // Classes of sizes 1 (no partner), 2 and larger; a duplicate row and a zero row.
+        const labels = Int32Array.from({ length: b }, (_, i) => (i === 0 ? 9 : i < 3 ? 8 : i % 4));
+        xv.splice(23, 23, ...xv.slice(46, 69));
+        xv.fill(0, 5 * 23, 6 * 23);
+        await agree(
+          () => {
+            const x = tf.tensor2d(xv, [b, 23]);
+            const options = { preset, distance, temperature };
+            const perRow = snnl(x, labels, { ...options, reduction: 'none' });
+            return [snnl(x, labels, options), perRow, tf.grad((f: tf.Tensor) => snnl(f, labels, options))(x)];
+          },
+          1e-5,
+          23,
+          5,
+        );
+      });
+    }
+  }
+
+  test('large unnormalized activations (partners far beyond the row maximum) stay finite and agree', async () => {
+    const b = 64;
+    const d = 300;
+    const xv = values(b * d).map((v) => v * 40);
+    const labels = Int32Array.from({ length: b }, (_, i) => i % 5);
+    await agree(
+      () => {
+        const x = tf.tensor2d(xv, [b, d]);
+        const loss = snnl(x, labels, { temperature: 1 });
+        return [loss, tf.grad((f: tf.Tensor) => snnl(f, labels, { temperature: 1 }))(x)];
+      },
+      1e-4,
+      d,
+    );
+    await onBackend(backend);
+    const loss = tf.tidy(() => snnl(tf.tensor2d(xv, [b, d]), labels, { temperature: 1 }).dataSync()[0]!);
+    expect(Number.isFinite(loss) && loss > 100).toBe(true);
+  });
+}

@@ -12,13 +12,11 @@ import { join } from 'node:path';
 import { describe, expect } from 'vitest';
 import { loadAddon } from '../src/engine/native-addon.js';
 import { acceleratedKernels } from '../src/engine/native-backend.js';
-import { snnl } from '../src/loss/snnl.js';
-import { PRESETS, getPreset } from '../src/loss/presets.js';
 import { buildNetwork } from '../src/models/models.js';
 import { FusedAdamOptimizer } from '../src/training/optimizer.js';
 import { trainStep } from '../src/training/step.js';
 import { needs, onBackend } from './helpers.js';
-import { CONV_CASES, MAX_POOL_CASES, maxRelativeDifference, valuesOn as on } from './kernel-cases.js';
+import { CONV_CASES, MAX_POOL_CASES, fusedSnnlCases, maxRelativeDifference, valuesOn as on } from './kernel-cases.js';
 import { seeded } from './oracle.js';
 
 const built = 'addon' in loadAddon();
@@ -241,41 +239,7 @@ describe('native elementwise, reduction and layout kernels agree with cpu', () =
 });
 
 describe('native fused SNNL agrees with the composed loss on cpu', () => {
-  const values = randomValues(61);
-  const pairs = PRESETS.flatMap((preset) => getPreset(preset).distances.map((distance) => ({ preset, distance })));
-  for (const { preset, distance } of pairs) {
-    for (const temperature of [0.3, 2, 50]) {
-      test(`${preset} ${distance} T=${temperature}: loss and gradient`, async () => {
-        const b = 40;
-        const xv = values(b * 23).map((v) => v * 3);
-        // Classes of sizes 1 (no partner), 2 and larger; a duplicate row and a zero row.
-        const labels = Int32Array.from({ length: b }, (_, i) => (i === 0 ? 9 : i < 3 ? 8 : i % 4));
-        xv.splice(23, 23, ...xv.slice(46, 69));
-        xv.fill(0, 5 * 23, 6 * 23);
-        await agree(() => {
-          const x = tf.tensor2d(xv, [b, 23]);
-          const options = { preset, distance, temperature };
-          const perRow = snnl(x, labels, { ...options, reduction: 'none' });
-          return [snnl(x, labels, options), perRow, tf.grad((f: tf.Tensor) => snnl(f, labels, options))(x)];
-        });
-      });
-    }
-  }
-
-  test('large unnormalized activations (partners far beyond the row maximum) stay finite and agree', async () => {
-    const b = 64;
-    const d = 300;
-    const xv = values(b * d).map((v) => v * 40);
-    const labels = Int32Array.from({ length: b }, (_, i) => i % 5);
-    await agree(() => {
-      const x = tf.tensor2d(xv, [b, d]);
-      const loss = snnl(x, labels, { temperature: 1 });
-      return [loss, tf.grad((f: tf.Tensor) => snnl(f, labels, { temperature: 1 }))(x)];
-    }, 1e-4);
-    await onBackend('native');
-    const loss = tf.tidy(() => snnl(tf.tensor2d(xv, [b, d]), labels, { temperature: 1 }).dataSync()[0]!);
-    expect(Number.isFinite(loss) && loss > 100).toBe(true);
-  });
+  fusedSnnlCases('native', test);
 });
 
 describe('native training', () => {

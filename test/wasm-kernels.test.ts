@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onBackend } from './helpers.js';
-import { CONV_CASES, MAX_POOL_CASES, maxRelativeDifference, valuesOn as on } from './kernel-cases.js';
+import { CONV_CASES, MAX_POOL_CASES, fusedSnnlCases, maxRelativeDifference, valuesOn as on } from './kernel-cases.js';
 import { seeded } from './oracle.js';
+import { snnl } from '../src/loss/snnl.js';
 import { setBackpropInputStrategy, type BackpropInputStrategy } from '../src/engine/wasm-kernels.js';
 
 describe('wasm BatchMatMul with transposed operands agrees with cpu', () => {
@@ -194,5 +195,22 @@ describe('wasm MaxPoolGrad agrees with cpu', () => {
     const expected = await on('cpu', run);
     const got = await on('wasm', run);
     got.forEach((g, k) => expect(maxRelativeDifference(g, expected[k]!)).toBeLessThan(1e-6));
+  });
+});
+
+describe('wasm fused SNNL agrees with the composed loss on cpu', () => {
+  fusedSnnlCases('wasm', it);
+
+  it('leaks no tensor or memory', async () => {
+    await onBackend('wasm');
+    const x = tf.randomNormal([32, 50]);
+    const labels = Int32Array.from({ length: 32 }, (_, i) => i % 4);
+    const before = tf.memory();
+    for (const distance of ['cosine', 'squared-euclidean', 'euclidean'] as const) {
+      tf.dispose(tf.grad((f: tf.Tensor) => snnl(f, labels, { distance }))(x));
+    }
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numBytes).toBe(before.numBytes);
+    x.dispose();
   });
 });

@@ -42,6 +42,7 @@ import {
   type TensorInfo,
   type NamedAttrMap,
 } from '@tensorflow/tfjs-core';
+import { wasmSnnlKernels } from './wasm-snnl.js';
 
 interface WasmLike {
   disposeData(dataId: object): boolean | void;
@@ -570,6 +571,7 @@ export function installWasmKernels(): void {
     maxPoolGradConfig(),
     { kernelName: Identity, backendName: 'wasm', kernelFunc: identity },
     sumConfig(),
+    ...wasmSnnlKernels,
   ];
   for (const config of configs) {
     if (getKernel(config.kernelName, config.backendName)) unregisterKernel(config.kernelName, config.backendName);
