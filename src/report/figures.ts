@@ -32,13 +32,37 @@ const CONFIG = {
   legend: { labelFontSize: 11 },
 };
 
-/** A line per (run, layer) of a per-epoch quantity, one panel per layer. */
+const count = (rows: Row[], field: string) => new Set(rows.map((r) => r[field])).size;
+
+/**
+ * How runs are told apart: by color when each run is its own configuration; with several data sets or
+ * seeds, color is the configuration (a handful of legend entries instead of one per run), each run is
+ * its own line (one per seed), and data sets get a row of panels each.
+ */
+function runEncoding(rows: Row[]) {
+  const grouped = rows.length > 0 && 'config' in rows[0]! && (count(rows, 'dataset') > 1 || count(rows, 'seed') > 1);
+  return {
+    grouped,
+    byDataset: grouped && count(rows, 'dataset') > 1,
+    note: grouped && count(rows, 'seed') > 1 ? ' (one line per seed)' : '',
+    encoding: grouped
+      ? {
+          color: { field: 'config', type: 'nominal', title: 'configuration' },
+          detail: { field: 'run', type: 'nominal' },
+        }
+      : { color: { field: 'run', type: 'nominal', title: 'run' } },
+  };
+}
+
+/** A line per (run, layer) of a per-epoch quantity, one panel per layer (and per data set). */
 export function curvesSpec(rows: Row[], y: string, title: string, yTitle: string): TopLevelSpec {
+  const runs = runEncoding(rows);
+  const column = { field: 'layer', type: 'nominal', sort: null, title: null };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
+    title: title + runs.note,
     data: { values: rows },
-    facet: { column: { field: 'layer', type: 'nominal', sort: null, title: null } },
+    facet: runs.byDataset ? { row: { field: 'dataset', type: 'nominal', title: null }, column } : { column },
     spec: {
       width: 170,
       height: 150,
@@ -46,29 +70,47 @@ export function curvesSpec(rows: Row[], y: string, title: string, yTitle: string
       encoding: {
         x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } },
         y: { field: y, type: 'quantitative', title: yTitle, scale: { zero: false } },
-        color: { field: 'run', type: 'nominal', title: 'run' },
+        ...runs.encoding,
       },
     },
+    resolve: runs.byDataset ? { scale: { y: 'independent' } } : undefined,
     config: CONFIG,
   } as TopLevelSpec;
 }
 
-/** Test accuracy per epoch, one line per run. */
+/** Test accuracy per epoch, one line per run (one panel per data set). */
 export function accuracySpec(rows: Row[]): TopLevelSpec {
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: 'Test accuracy (real test split)',
-    data: { values: rows },
+  const runs = runEncoding(rows);
+  const spec = {
     width: 320,
     height: 180,
     mark: { type: 'line', point: true },
     encoding: {
       x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1 } },
       y: { field: 'accuracy', type: 'quantitative', title: 'accuracy (%)', scale: { zero: false } },
-      color: { field: 'run', type: 'nominal' },
+      ...runs.encoding,
     },
-    config: CONFIG,
-  } as TopLevelSpec;
+  };
+  const title = 'Test accuracy (real test split)' + runs.note;
+  return (
+    runs.byDataset
+      ? {
+          $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+          title,
+          data: { values: rows },
+          facet: { column: { field: 'dataset', type: 'nominal', title: null } },
+          spec,
+          resolve: { scale: { y: 'independent' } },
+          config: CONFIG,
+        }
+      : {
+          $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+          title,
+          data: { values: rows },
+          ...spec,
+          config: CONFIG,
+        }
+  ) as TopLevelSpec;
 }
 
 /** 2-D embeddings of each hidden layer, one row of panels per run, colored by class. */

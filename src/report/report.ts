@@ -23,6 +23,8 @@ export interface RunSummary {
   label: string;
   dir: string;
   history: EpochMetrics[];
+  /** What the figures group by: the SNNL settings (color), the data set (panel row) and the seed. */
+  group?: { settings: string; dataset: string; seed: number };
 }
 
 /** The run folders of `dir`: itself if it is one, else the runs in its sub-folders, two levels deep. */
@@ -120,14 +122,25 @@ export async function buildReport(dir: string, options: ReportOptions = {}): Pro
   const found = findRuns(dir);
   const configs = new Map(found.map((d) => [d, readStoredConfig(d).config]));
   const detailed = new Set([...configs.values()].map((c) => `${c.dataset} ${c.seed}`)).size > 1;
-  const runs: RunSummary[] = found.map((d) => ({ dir: d, label: runLabel(d, detailed), history: readHistory(d) }));
+  const runs: RunSummary[] = found.map((d) => {
+    const c = configs.get(d)!;
+    const group = { settings: runLabel(d), dataset: c.dataset, seed: c.seed };
+    return { dir: d, label: runLabel(d, detailed), history: readHistory(d), group };
+  });
+  const groupOf = (r: RunSummary) => ({ config: r.group!.settings, dataset: r.group!.dataset, seed: r.group!.seed });
   const finished = runs.filter((r) => r.history.length > 0);
   if (finished.length === 0) throw new InputError(dir, 'no run in it has finished an epoch yet');
   const figures: Array<{ name: string; svg: string }> = [];
   const entanglementRows = (key: 'loss' | 'optimalLoss') =>
     finished.flatMap((r) =>
       r.history.flatMap((m) =>
-        Object.entries(m.entanglement).map(([layer, e]) => ({ run: r.label, epoch: m.epoch, layer, value: e[key] })),
+        Object.entries(m.entanglement).map(([layer, e]) => ({
+          run: r.label,
+          ...groupOf(r),
+          epoch: m.epoch,
+          layer,
+          value: e[key],
+        })),
       ),
     );
   figures.push({
@@ -155,7 +168,7 @@ export async function buildReport(dir: string, options: ReportOptions = {}): Pro
   const accuracyRows = finished.flatMap((r) =>
     r.history
       .filter((m) => m.test.accuracy !== null)
-      .map((m) => ({ run: r.label, epoch: m.epoch, accuracy: 100 * m.test.accuracy! })),
+      .map((m) => ({ run: r.label, ...groupOf(r), epoch: m.epoch, accuracy: 100 * m.test.accuracy! })),
   );
   if (accuracyRows.length > 0) figures.push({ name: 'accuracy', svg: await toSvg(accuracySpec(accuracyRows)) });
   // With several seeds, the pictures show the first seed's runs: one row per configuration. They need the
