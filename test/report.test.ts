@@ -7,6 +7,7 @@ import { runToy, TOY_DEFAULTS } from '../src/experiments/toy.js';
 import { runAll } from '../src/experiments/runs.js';
 import { quickstartPlan } from '../src/experiments/quickstart.js';
 import { buildReport, findRuns } from '../src/report/report.js';
+import { accuracySpec, curvesSpec } from '../src/report/figures.js';
 import { writeToyReport } from '../src/report/toy.js';
 import { InputError } from '../src/errors.js';
 import { needs, onBackend } from './helpers.js';
@@ -126,5 +127,46 @@ describe('the toy of Figure 1', () => {
     const page = await writeToyReport(join(root, 'toy'), frames);
     expect(readFileSync(page, 'utf8')).toMatch(/<svg/);
     expect(existsSync(join(root, 'toy', 'toy.png'))).toBe(true);
+  });
+});
+
+describe('figures of many runs', () => {
+  const rows = (datasets: string[], seeds: number[]) =>
+    datasets.flatMap((dataset) =>
+      seeds.flatMap((seed) =>
+        ['baseline', 'SNNL a=10, T=100'].map((config) => ({
+          run: `${dataset} ${config} s${seed}`,
+          config,
+          dataset,
+          seed,
+          epoch: 1,
+          layer: 'fc1',
+          value: 0.5,
+          accuracy: 90,
+        })),
+      ),
+    );
+
+  it('color one configuration across seeds and data sets, with a line per run and a row of panels per data set', () => {
+    const spec = JSON.parse(
+      JSON.stringify(curvesSpec(rows(['mnist', 'fashion-mnist'], [1234, 42]), 'value', 'T', 'SNNL')),
+    );
+    expect(spec.facet.row.field).toBe('dataset');
+    expect(spec.spec.encoding.color.field).toBe('config');
+    expect(spec.spec.encoding.detail.field).toBe('run');
+    expect(spec.title).toContain('one line per seed');
+    const accuracy = JSON.parse(JSON.stringify(accuracySpec(rows(['mnist', 'fashion-mnist'], [1234]))));
+    expect(accuracy.facet.column.field).toBe('dataset');
+    expect(accuracy.spec.encoding.color.field).toBe('config');
+    expect(accuracy.title).not.toContain('one line per seed');
+  });
+
+  it('color each run when there is one data set and one seed', () => {
+    const spec = JSON.parse(JSON.stringify(curvesSpec(rows(['mnist'], [1234]), 'value', 'T', 'SNNL')));
+    expect(spec.facet.row).toBeUndefined();
+    expect(spec.spec.encoding.color.field).toBe('run');
+    expect(spec.spec.encoding.detail).toBeUndefined();
+    const accuracy = JSON.parse(JSON.stringify(accuracySpec(rows(['mnist'], [1234]))));
+    expect(accuracy.encoding.color.field).toBe('run');
   });
 });

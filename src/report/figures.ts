@@ -29,7 +29,7 @@ export function svgToPng(svg: string): Uint8Array {
 const CONFIG = {
   view: { stroke: null },
   axis: { labelFontSize: 11, titleFontSize: 12 },
-  legend: { labelFontSize: 11 },
+  legend: { labelFontSize: 11, labelLimit: 320 },
 };
 
 const count = (rows: Row[], field: string) => new Set(rows.map((r) => r[field])).size;
