@@ -194,8 +194,12 @@ const wasmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
     const scalars = simdScalars(a);
     const first = simd.helper && n >= SPLIT_AT ? blocks >> 1 : 0;
     if (first > 0) simd.helper!.start(addresses, first * 16, scalars);
-    simd.adam(...addresses.map((address) => address + first * 16), (blocks - first) * 16, ...scalars);
-    if (first > 0) simd.helper!.wait();
+    try {
+      simd.adam(...addresses.map((address) => address + first * 16), (blocks - first) * 16, ...scalars);
+    } finally {
+      // Never return while the helper still writes into these outputs.
+      if (first > 0) simd.helper!.wait();
+    }
     done = blocks * 4;
   }
   if (done < n) updateRange(views, done, n, a);

@@ -273,6 +273,7 @@ export function setBackpropInputStrategy(strategy: BackpropInputStrategy, limit 
   backpropInputStrategy = strategy;
   columnLimit = limit;
 }
+
 /** What scattering one column value costs in JavaScript, in multiply-adds of the fast product (measured: ~30). */
 const SCATTER_COST = 30;
 
