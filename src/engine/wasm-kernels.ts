@@ -572,7 +572,7 @@ export function installWasmKernels(): void {
     maxPoolGradConfig(),
     { kernelName: Identity, backendName: 'wasm', kernelFunc: identity },
     sumConfig(),
-    ...wasmSnnlKernels,
+    ...wasmSnnlKernels(original(BatchMatMul)),
   ];
   for (const config of configs) {
     if (getKernel(config.kernelName, config.backendName)) unregisterKernel(config.kernelName, config.backendName);

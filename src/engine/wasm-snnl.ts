@@ -9,7 +9,7 @@
  * R^T [d, b]; the forward Gram matrix is R R^T, and the backward product is R^T A = (A R)^T (A is
  * symmetric), whose packed operand is the small A.
  */
-import { BatchMatMul, getKernel, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { SNNL_ROWS, SNNL_ROWS_GRAD, type SnnlFusedAttrs } from '../loss/fused.js';
 
 interface WasmHeap {
@@ -25,11 +25,17 @@ const COSINE_NORM_FLOOR = 1e-12;
 
 const floats = (wasm: WasmHeap, t: TensorInfo) => wasm.typedArrayFromHeap(t) as Float32Array;
 
-/** a [1, m, k] times b [1, k, n] by the backend's BatchMatMul (snnl's, which routes to the fast product). */
+/**
+ * The backend's own product, set when the kernels are made. Called directly, not through snnl's
+ * BatchMatMul: that one may take a fresh large right operand as (b^T a^T)^T, which for R R^T (symmetric,
+ * and R^T already at hand) would only add two transposes.
+ */
+let stockProduct: KernelFunc | undefined;
+
+/** a [1, m, k] times b [1, k, n]. */
 function product(wasm: WasmHeap, a: TensorInfo, b: TensorInfo): TensorInfo {
-  const kernel = getKernel(BatchMatMul, 'wasm');
-  if (kernel === undefined) throw new Error('the wasm backend has no BatchMatMul kernel to build on');
-  return kernel.kernelFunc({
+  if (stockProduct === undefined) throw new Error('the wasm SNNL kernels were made without a product');
+  return stockProduct({
     inputs: { a, b },
     backend: wasm,
     attrs: { transposeA: false, transposeB: false },
@@ -229,8 +235,11 @@ const rowsGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
-/** The fused SNNL kernels for 'wasm' (installed with snnl's other wasm kernels). */
-export const wasmSnnlKernels: KernelConfig[] = [
-  { kernelName: SNNL_ROWS, backendName: 'wasm', kernelFunc: rowsKernel },
-  { kernelName: SNNL_ROWS_GRAD, backendName: 'wasm', kernelFunc: rowsGradKernel },
-];
+/** The fused SNNL kernels for 'wasm', on the backend's stock BatchMatMul (installed with snnl's other wasm kernels). */
+export function wasmSnnlKernels(batchMatMul: KernelFunc): KernelConfig[] {
+  stockProduct = batchMatMul;
+  return [
+    { kernelName: SNNL_ROWS, backendName: 'wasm', kernelFunc: rowsKernel },
+    { kernelName: SNNL_ROWS_GRAD, backendName: 'wasm', kernelFunc: rowsGradKernel },
+  ];
+}
