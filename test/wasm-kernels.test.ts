@@ -4,7 +4,11 @@ import { onBackend } from './helpers.js';
 import { CONV_CASES, MAX_POOL_CASES, fusedSnnlCases, maxRelativeDifference, valuesOn as on } from './kernel-cases.js';
 import { seeded } from './oracle.js';
 import { snnl } from '../src/loss/snnl.js';
-import { setBackpropInputStrategy, type BackpropInputStrategy } from '../src/engine/wasm-kernels.js';
+import {
+  collapsePermutation,
+  setBackpropInputStrategy,
+  type BackpropInputStrategy,
+} from '../src/engine/wasm-kernels.js';
 
 describe('wasm BatchMatMul with transposed operands agrees with cpu', () => {
   const random = seeded(41);
@@ -127,6 +131,68 @@ describe('wasm Sum over leading axes and Identity agree with cpu', () => {
     y.dispose();
     expect(tf.memory().numTensors).toBe(before.numTensors);
     expect(tf.memory().numBytes).toBe(before.numBytes);
+  });
+});
+
+describe('wasm Transpose and Slice agree with cpu exactly', () => {
+  const random = seeded(45);
+  const values = (shape: number[]) => Array.from({ length: shape.reduce((p, n) => p * n, 1) }, () => random() * 2 - 1);
+  const integers = (shape: number[]) => values(shape).map((v) => Math.round(v * 1e6));
+
+  it('collapses a permutation to its moving axes', () => {
+    expect(collapsePermutation([128, 14, 14, 64], [3, 1, 2, 0])).toEqual({ shape: [128, 196, 64], perm: [2, 1, 0] });
+    expect(collapsePermutation([128, 30, 30, 1], [3, 1, 2, 0])).toEqual({ shape: [128, 900], perm: [1, 0] });
+    expect(collapsePermutation([2, 3, 4], [1, 0, 2])).toEqual({ shape: [2, 3, 4], perm: [1, 0, 2] });
+    expect(collapsePermutation([2, 3, 4], [0, 1, 2])).toEqual({ shape: [24], perm: [0] });
+  });
+
+  const transposes: Array<[number[], number[], 'float32' | 'int32']> = [
+    [[5, 7], [1, 0], 'float32'],
+    [[64, 70], [1, 0], 'float32'], // tiles of 32 with a remainder
+    [[3, 33, 17], [0, 2, 1], 'float32'],
+    [[6, 5, 4, 3], [3, 1, 2, 0], 'float32'],
+    [[6, 1, 4, 3], [3, 1, 2, 0], 'float32'],
+    [[40, 50], [1, 0], 'int32'],
+    [[300, 301], [1, 0], 'float32'], // one matrix, split by rows with the helper thread
+    [[128, 14, 14, 5], [3, 1, 2, 0], 'float32'], // split by matrices
+    [[9, 130, 70], [0, 2, 1], 'float32'], // split by matrices
+    [[2, 3, 4], [1, 0, 2], 'float32'], // not a matrix transpose: the stock kernel
+    [[4, 5, 6, 7], [2, 0, 3, 1], 'float32'],
+  ];
+  it.each(transposes)('transpose %j by %j (%s)', async (shape, perm, dtype) => {
+    const data = dtype === 'int32' ? integers(shape) : values(shape);
+    const run = () => [tf.transpose(tf.tensor(data, shape, dtype), perm)];
+    const [expected] = await on('cpu', run);
+    const [got] = await on('wasm', run);
+    expect(Array.from(got!)).toEqual(Array.from(expected!));
+    await onBackend('wasm');
+    expect(tf.tidy(() => tf.transpose(tf.zeros(shape), perm).shape)).toEqual(perm.map((a) => shape[a]));
+  });
+
+  const slices: Array<[number[], number[], number[], 'float32' | 'int32']> = [
+    [[128, 14, 14, 8], [0, 1, 1, 0], [128, 12, 12, 8], 'float32'], // the padding layer's gradient
+    [[10, 100], [2, 5], [3, 90], 'float32'],
+    [[4, 200], [1, 0], [-1, -1], 'float32'], // one run
+    [[5, 6, 70], [1, 2, 3], [3, 2, 64], 'int32'],
+    [[3, 4, 5], [1, 1, 1], [2, 2, 2], 'float32'], // short runs: the stock kernel
+  ];
+  it.each(slices)('slice %j from %j size %j (%s)', async (shape, begin, size, dtype) => {
+    const data = dtype === 'int32' ? integers(shape) : values(shape);
+    const run = () => [tf.slice(tf.tensor(data, shape, dtype), begin, size)];
+    const [expected] = await on('cpu', run);
+    const [got] = await on('wasm', run);
+    expect(Array.from(got!)).toEqual(Array.from(expected!));
+  });
+
+  it('leaks no tensor or memory', async () => {
+    await onBackend('wasm');
+    const x = tf.randomNormal([128, 14, 14, 5]);
+    const before = tf.memory();
+    tf.transpose(x, [3, 1, 2, 0]).dispose();
+    tf.slice(x, [0, 1, 1, 0], [128, 12, 12, 5]).dispose();
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numBytes).toBe(before.numBytes);
+    x.dispose();
   });
 });
 

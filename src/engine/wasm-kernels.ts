@@ -35,6 +35,8 @@ import {
   Sum,
   getKernel,
   registerKernel,
+  slice_util,
+  util,
   unregisterKernel,
   Transpose,
   type KernelConfig,
@@ -42,6 +44,7 @@ import {
   type TensorInfo,
   type NamedAttrMap,
 } from '@tensorflow/tfjs-core';
+import { runtimeOf, transposeOnHeap } from './wasm-runtime.js';
 import { wasmSnnlKernels } from './wasm-snnl.js';
 
 interface WasmLike {
@@ -103,10 +106,9 @@ function packingIsSlow(a: TensorInfo, b: TensorInfo): boolean {
   return k * n >= 2 * 1024 * 1024 && m <= n;
 }
 
-function batchMatMulConfig(): KernelConfig {
+function batchMatMulConfig(transpose: KernelFunc): KernelConfig {
   const stock = originalConfig(BatchMatMul);
   const matMul = stock.kernelFunc;
-  const transpose = original(Transpose);
   const kernelFunc: KernelFunc = (args) => {
     const { inputs, backend, attrs } = args;
     const { transposeA, transposeB } = (attrs ?? {}) as NamedAttrMap & {
@@ -560,13 +562,116 @@ function sumConfig(): KernelConfig {
   return { ...stock, kernelFunc };
 }
 
+/**
+ * Merges input axes that stay next to each other, in order, under `perm` (and drops axes of size 1):
+ * [128, 14, 14, 64] by [3, 1, 2, 0] is [128, 196, 64] by [2, 1, 0].
+ */
+export function collapsePermutation(shape: readonly number[], perm: readonly number[]) {
+  const axes = perm.filter((a) => shape[a] !== 1);
+  const groups: number[][] = [];
+  for (const a of axes) {
+    const last = groups.at(-1);
+    if (last !== undefined && last.at(-1)! + 1 === a) last.push(a);
+    else groups.push([a]);
+  }
+  // Groups in input order give the collapsed input's axes.
+  const order = [...groups].sort((g, h) => g[0]! - h[0]!);
+  const collapsedShape = order.map((g) => g.reduce((p, a) => p * shape[a]!, 1));
+  const collapsedPerm = groups.map((g) => order.indexOf(g));
+  return { shape: collapsedShape, perm: collapsedPerm };
+}
+
+/**
+ * Transpose by snnl's wasm function (src/engine/wasm-transpose.ts, split with the helper thread) for
+ * every permutation that collapses to a batched matrix transpose or to [a, m, c] -> [c, m, a]; the stock
+ * kernel costs ~7 ns an element there (11 ms of a CNN step for the filter gradient's input). Other
+ * permutations, dtypes, or a backend without the runtime go to the stock kernel.
+ */
+function transposeConfig(): KernelConfig {
+  const stock = originalConfig(Transpose);
+  const kernelFunc: KernelFunc = (args) => {
+    const { inputs, backend, attrs } = args;
+    const x = inputs['x']!;
+    const perm = (attrs as unknown as { perm: number[] }).perm;
+    const runtime = x.dtype === 'float32' || x.dtype === 'int32' ? runtimeOf(backend) : null;
+    const { shape, perm: p } = collapsePermutation(x.shape, perm);
+    const key = p.join(',');
+    if (runtime === null || !['1,0', '0,2,1', '2,1,0'].includes(key)) return stock.kernelFunc(args);
+    const wasm = backend as unknown as WasmHeap;
+    const out = wasm.makeOutput(
+      perm.map((a) => x.shape[a]!),
+      x.dtype as 'float32',
+    );
+    const src = wasm.typedArrayFromHeap(x).byteOffset;
+    const dst = wasm.typedArrayFromHeap(out).byteOffset;
+    if (key === '1,0') {
+      const [rows, cols] = shape as [number, number];
+      transposeOnHeap(runtime, src, dst, rows, cols, cols, rows);
+    } else if (key === '0,2,1') {
+      const [count, rows, cols] = shape as [number, number, number];
+      transposeOnHeap(runtime, src, dst, rows, cols, cols, rows, count, rows * cols, rows * cols);
+    } else {
+      // [a, m, c] -> [c, m, a]: for each m, the a x c matrix at stride m c goes to stride m a.
+      const [rows, count, cols] = shape as [number, number, number];
+      transposeOnHeap(runtime, src, dst, rows, cols, count * cols, count * rows, count, cols, rows);
+    }
+    return out;
+  };
+  return { ...stock, kernelFunc };
+}
+
+/**
+ * Slice as copies of contiguous runs (typed-array set, a memory copy each) when the runs are long; the
+ * stock kernel copies element by element (4 ms of a CNN step for the padding layer's gradient).
+ */
+function sliceConfig(): KernelConfig {
+  const stock = originalConfig(Slice);
+  const kernelFunc: KernelFunc = (args) => {
+    const { inputs, backend, attrs } = args;
+    const x = inputs['x']!;
+    if (x.dtype !== 'float32' && x.dtype !== 'int32') return stock.kernelFunc(args);
+    const { begin: b, size: z } = attrs as unknown as { begin: number | number[]; size: number | number[] };
+    const [begin, size] = slice_util.parseSliceParams(x as never, b, z) as [number[], number[]];
+    const rank = x.shape.length;
+    // The run: the trailing axes taken whole, times the last partial one.
+    let axis = rank - 1;
+    let run = 1;
+    while (axis > 0 && begin[axis] === 0 && size[axis] === x.shape[axis]) run *= x.shape[axis--]!;
+    run *= size[axis]!;
+    if (run < 64 || rank === 0) return stock.kernelFunc(args);
+    const wasm = backend as unknown as WasmHeap;
+    const out = wasm.makeOutput(size, x.dtype as 'float32');
+    const from = wasm.typedArrayFromHeap(x);
+    const to = wasm.typedArrayFromHeap(out);
+    const strides = util.computeStrides(x.shape);
+    strides.push(1);
+    const outer = size.slice(0, axis);
+    const index = outer.map(() => 0);
+    const runs = outer.reduce((p, n) => p * n, 1);
+    for (let k = 0; k < runs; k++) {
+      let offset = begin[axis]! * strides[axis]!;
+      for (let a = 0; a < axis; a++) offset += (begin[a]! + index[a]!) * strides[a]!;
+      to.set(from.subarray(offset, offset + run), k * run);
+      for (let a = axis - 1; a >= 0; a--) {
+        if (++index[a]! < size[a]!) break;
+        index[a] = 0;
+      }
+    }
+    return out;
+  };
+  return { ...stock, kernelFunc };
+}
+
 let installed = false;
 
 /** Registers snnl's wasm kernels (idempotent). Call after the wasm backend is registered. */
 export function installWasmKernels(): void {
   if (installed) return;
+  const transpose = transposeConfig();
   const configs: KernelConfig[] = [
-    batchMatMulConfig(),
+    transpose,
+    sliceConfig(),
+    batchMatMulConfig(transpose.kernelFunc),
     { kernelName: Conv2DBackpropFilter, backendName: 'wasm', kernelFunc: conv2DBackpropFilter },
     { kernelName: Conv2DBackpropInput, backendName: 'wasm', kernelFunc: conv2DBackpropInput },
     maxPoolGradConfig(),

@@ -1,0 +1,103 @@
+/**
+ * snnl's own WebAssembly functions on the wasm backend's memory (Adam's update, the transpose), compiled
+ * once per memory, with one helper thread (src/engine/wasm-helper.ts) where the memory is shared (the
+ * multithreaded build) so that a large job is split between two cores.
+ */
+import { adamFunction } from './wasm-adam.js';
+import { compile, instantiate, isShared, moduleBytes, type WasmFunction, type WasmMemory } from './wasm-asm.js';
+import { WasmHelper } from './wasm-helper.js';
+import { transposeFunction } from './wasm-transpose.js';
+
+const FUNCTIONS = [adamFunction, transposeFunction];
+
+export interface WasmRuntime {
+  functions: Record<string, WasmFunction>;
+  /** null where no worker starts (the whole job then runs on this thread). */
+  helper: WasmHelper | null;
+}
+
+/** What is used of the wasm backend here: its Emscripten module exposes the WebAssembly.Memory. */
+export interface WasmBackendMemory {
+  wasm?: { wasmMemory?: WasmMemory };
+}
+
+const runtimes = new WeakMap<object, WasmRuntime | null>();
+
+/** The bytes of the module, for a memory that is (or is not) shared. */
+export const runtimeModuleBytes = (shared: boolean) => moduleBytes(FUNCTIONS, shared);
+
+/** The functions for this backend's memory; null where the memory is not exposed or the module cannot run. */
+export function runtimeOf(backend: unknown): WasmRuntime | null {
+  const memory = (backend as WasmBackendMemory).wasm?.wasmMemory;
+  if (memory === undefined) return null;
+  if (!runtimes.has(memory)) {
+    let runtime: WasmRuntime | null = null;
+    try {
+      const shared = isShared(memory);
+      const module = compile(runtimeModuleBytes(shared));
+      let helper: WasmHelper | null = null;
+      try {
+        if (shared)
+          helper = new WasmHelper(
+            module,
+            memory,
+            FUNCTIONS.map((f) => f.name),
+          );
+      } catch {
+        helper = null;
+      }
+      runtime = { functions: instantiate(module, memory), helper };
+    } catch {
+      runtime = null;
+    }
+    runtimes.set(memory, runtime);
+  }
+  return runtimes.get(memory)!;
+}
+
+/** Below this many elements the handshake with the helper costs more than it saves. */
+export const SPLIT_AT = 1 << 16;
+
+/**
+ * dst[q][c][r] = src[q][r][c] on the heap, strides in elements: src row r of matrix q starts at
+ * src + q srcCount + r srcRow, dst column c of matrix q at dst + q dstCount + c dstCol. Large jobs are
+ * split with the helper (by matrices, or by rows when there is one).
+ */
+export function transposeOnHeap(
+  runtime: WasmRuntime,
+  src: number,
+  dst: number,
+  rows: number,
+  cols: number,
+  srcRow: number,
+  dstCol: number,
+  count = 1,
+  srcCount = 0,
+  dstCount = 0,
+): void {
+  const run = runtime.functions['transpose']!;
+  const args = (s: number, d: number, r: number, q: number) => [
+    s,
+    d,
+    r,
+    cols,
+    4 * srcRow,
+    4 * dstCol,
+    q,
+    4 * srcCount,
+    4 * dstCount,
+  ];
+  if (runtime.helper === null || rows * cols * count < SPLIT_AT) {
+    run(...args(src, dst, rows, count));
+  } else if (count >= 2) {
+    const h = count >> 1;
+    runtime.helper.split('transpose', args(src, dst, rows, h), () =>
+      run(...args(src + 4 * h * srcCount, dst + 4 * h * dstCount, rows, count - h)),
+    );
+  } else {
+    const h = rows >> 1;
+    runtime.helper.split('transpose', args(src, dst, h, 1), () =>
+      run(...args(src + 4 * h * srcRow, dst + 4 * h, rows - h, 1)),
+    );
+  }
+}
