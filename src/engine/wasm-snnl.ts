@@ -1,16 +1,17 @@
 /**
  * The fused SNNL kernels (src/loss/fused.ts states the contract) for the wasm backend: the row math in
- * JavaScript on the wasm heap, the two products by the backend's fast matmul. The composed loss is ~60
- * small ops a layer, and on wasm each elementwise op is a single-threaded pass plus a dispatch; here a
- * layer is two passes over the features and one product each way.
+ * JavaScript on the wasm heap, the two products by the backend's fast matmul, the transposes by snnl's
+ * wasm transpose (src/engine/wasm-runtime.ts). The composed loss is ~60 small ops a layer, and on wasm
+ * each elementwise op is a single-threaded pass plus a dispatch.
  *
- * Layouts are chosen so that no large operand is transposed by a kernel or packed fresh where it can be
- * avoided: the prepared rows R (centred, or unit rows for cosine) are written both as R [b, d] and as
- * R^T [d, b]; the forward Gram matrix is R R^T, and the backward product is R^T A = (A R)^T (A is
- * symmetric), whose packed operand is the small A.
+ * Forward: the Gram matrix R R^T, R = x itself for cosine (scaled by the norms, its diagonal, in the
+ * b x b row math) or the centred rows. Backward: R^T S = (S^T R)^T with a b x b S (A, or A with rows
+ * divided by the norms for cosine), so that the operand the product packs afresh is the small S; the
+ * [d, b] result is transposed back and combined with x in one pass per row.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { SNNL_ROWS, SNNL_ROWS_GRAD, type SnnlFusedAttrs } from '../loss/fused.js';
+import { runtimeOf, transposeOnHeap } from './wasm-runtime.js';
 
 interface WasmHeap {
   makeOutput(shape: number[], dtype: 'float32' | 'int32'): TensorInfo;
@@ -19,6 +20,9 @@ interface WasmHeap {
 }
 
 type KernelArgs = Parameters<KernelFunc>[0];
+
+/** The smallest normal float32. */
+const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
 
 /** As torch.nn.functional.normalize and the composed cosine distance. */
 const COSINE_NORM_FLOOR = 1e-12;
@@ -57,27 +61,14 @@ function transposeInto(rows: Float32Array, b: number, d: number, columns: Float3
 }
 
 /**
- * Writes the prepared rows of x [b, d] into `rows` [b, d]: unit rows (cosine; their norms, floored, are
- * returned) or centred rows (the other distances: distances do not change, and the float32 cancellation
- * in |x|^2 + |y|^2 - 2 x.y shrinks with the norms).
+ * Writes the centred rows of x [b, d] into `rows` [b, d] (squared Euclidean and Euclidean distance):
+ * distances do not change, and the float32 cancellation in |x|^2 + |y|^2 - 2 x.y shrinks with the norms.
  */
-function prepare(x: Float32Array, b: number, d: number, cosine: boolean, rows: Float32Array): Float64Array {
-  const out = new Float64Array(b);
-  if (cosine) {
-    for (let i = 0; i < b; i++) {
-      let sum = 0;
-      for (let k = 0; k < d; k++) sum += x[i * d + k]! * x[i * d + k]!;
-      const norm = Math.max(Math.fround(Math.sqrt(sum)), COSINE_NORM_FLOOR);
-      out[i] = norm;
-      for (let k = 0; k < d; k++) rows[i * d + k] = x[i * d + k]! / norm;
-    }
-    return out;
-  }
+function centre(x: Float32Array, b: number, d: number, rows: Float32Array): void {
   const mean = new Float64Array(d);
   for (let i = 0; i < b; i++) for (let k = 0; k < d; k++) mean[k] = mean[k]! + x[i * d + k]!;
   for (let k = 0; k < d; k++) mean[k] = Math.fround(mean[k]! / b);
   for (let i = 0; i < b; i++) for (let k = 0; k < d; k++) rows[i * d + k] = x[i * d + k]! - mean[k]!;
-  return out;
 }
 
 /**
@@ -163,22 +154,67 @@ function rowMath(k: Float32Array, loss: Float32Array, labels: Int32Array, b: num
   }
 }
 
+/** [1, d, b] = x [b, d]^T on the heap: by snnl's wasm transpose where the runtime runs, else in tiles in JS. */
+function transposedOnHeap(wasm: WasmHeap, x: TensorInfo, b: number, d: number): TensorInfo {
+  const out = wasm.makeOutput([1, d, b], 'float32');
+  const runtime = runtimeOf(wasm);
+  if (runtime === null) transposeInto(floats(wasm, x), b, d, floats(wasm, out));
+  else transposeOnHeap(runtime, floats(wasm, x).byteOffset, floats(wasm, out).byteOffset, b, d, d, b);
+  return out;
+}
+
+/** x [b, d] seen as [1, b, d], the product's layout (same data). */
+const asBatch = (x: TensorInfo, b: number, d: number): TensorInfo => ({
+  dataId: x.dataId,
+  shape: [1, b, d],
+  dtype: x.dtype,
+});
+
+/** The norm of each row of x [b, d] in double precision, rounded to float32 and floored, as `prepare`. */
+function rowNorms(x: Float32Array, b: number, d: number): Float64Array {
+  const out = new Float64Array(b);
+  for (let i = 0; i < b; i++) {
+    let sum = 0;
+    for (let k = i * d; k < (i + 1) * d; k++) sum += x[k]! * x[k]!;
+    out[i] = Math.max(Math.fround(Math.sqrt(sum)), COSINE_NORM_FLOOR);
+  }
+  return out;
+}
+
 const rowsKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as unknown as WasmHeap;
   const a = attrs as unknown as SnnlFusedAttrs;
   const x = inputs['x']!;
   const labels = inputs['labels']!;
   const [b, d] = x.shape as [number, number];
+  const cosine = a.distance === 'cosine';
   // Allocate first: a later allocation may grow the heap and detach views taken before it.
-  const rows = wasm.makeOutput([1, b, d], 'float32');
-  const columns = wasm.makeOutput([1, d, b], 'float32');
   const loss = wasm.makeOutput([b], 'float32');
   const k = wasm.makeOutput([b, b], 'float32');
-  prepare(floats(wasm, x), b, d, a.distance === 'cosine', floats(wasm, rows));
-  transposeInto(floats(wasm, rows), b, d, floats(wasm, columns));
+  // Cosine: the Gram matrix of x itself, scaled by the norms (its diagonal) below; the other distances:
+  // of the centred rows.
+  let rows = asBatch(x, b, d);
+  if (!cosine) {
+    rows = wasm.makeOutput([1, b, d], 'float32');
+    centre(floats(wasm, x), b, d, floats(wasm, rows));
+  }
+  const columns = transposedOnHeap(wasm, rows, b, d);
   const gram = product(wasm, rows, columns);
-  floats(wasm, k).set(floats(wasm, gram));
-  for (const t of [rows, columns, gram]) wasm.disposeData(t.dataId);
+  const g = floats(wasm, gram);
+  const out = floats(wasm, k);
+  if (cosine) {
+    // cos_ij = G_ij / (|x_i| |x_j|); |x_i| |x_j| as sqrt(G_ii G_jj) so that equal rows give exactly 1.
+    const squares = Float64Array.from({ length: b }, (_, i) => g[i * b + i]!);
+    const norms = squares.map((s) => Math.max(Math.fround(Math.sqrt(s)), COSINE_NORM_FLOOR));
+    for (let i = 0; i < b; i++) {
+      for (let j = 0; j < b; j++) {
+        const floored = norms[i] === COSINE_NORM_FLOOR || norms[j] === COSINE_NORM_FLOOR;
+        const scale = floored ? norms[i]! * norms[j]! : Math.sqrt(squares[i]! * squares[j]!);
+        out[i * b + j] = g[i * b + j]! / scale;
+      }
+    }
+  } else out.set(g);
+  for (const t of cosine ? [columns, gram] : [rows, columns, gram]) wasm.disposeData(t.dataId);
   rowMath(floats(wasm, k), floats(wasm, loss), wasm.typedArrayFromHeap(labels) as Int32Array, b, a);
   return [loss, k];
 };
@@ -188,9 +224,17 @@ const rowsGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const cosine = (attrs as unknown as SnnlFusedAttrs).distance === 'cosine';
   const x = inputs['x']!;
   const [b, d] = x.shape as [number, number];
-  const columns = wasm.makeOutput([1, d, b], 'float32');
   const sym = wasm.makeOutput([1, b, b], 'float32');
   const out = wasm.makeOutput([b, d], 'float32');
+  // Cosine: the product runs on x, with A's columns divided by the norms (A U = (A N^-1) X); the other
+  // distances: on the centred rows.
+  let rows = asBatch(x, b, d);
+  let norms: Float64Array | undefined;
+  if (cosine) norms = rowNorms(floats(wasm, x), b, d);
+  else {
+    rows = wasm.makeOutput([1, b, d], 'float32');
+    centre(floats(wasm, x), b, d, floats(wasm, rows));
+  }
   // A = H + H^T with H = K * w (row i scaled by w_i), and its row sums.
   const k = floats(wasm, inputs['k']!);
   const w = floats(wasm, inputs['weights']!);
@@ -199,39 +243,40 @@ const rowsGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   for (let i = 0; i < b; i++) {
     let sum = 0;
     for (let j = 0; j < b; j++) {
-      const v = Math.fround(k[i * b + j]! * w[i]! + k[j * b + i]! * w[j]!);
-      pa[i * b + j] = v;
+      let v = Math.fround(k[i * b + j]! * w[i]! + k[j * b + i]! * w[j]!);
+      // Subnormal floats (exp(-D/T) of far points) make the product ~70x slower on this CPU (340 ms
+      // against 5 for b = 128, d = 3200, every entry subnormal); their
+      // share of the gradient is below float32's resolution of the other terms.
+      if (Math.abs(v) < FLOAT32_MIN_NORMAL) v = 0;
+      // Stored transposed for the product below (R^T S = (S^T R)^T): S_ij = A_ij / |x_i|.
+      pa[i * b + j] = norms === undefined ? v : v / norms[i]!;
       sum += v;
     }
     sums[i] = sum;
   }
-  const rows = new Float32Array(b * d);
-  const norms = prepare(floats(wasm, x), b, d, cosine, rows);
-  transposeInto(rows, b, d, floats(wasm, columns));
-  const p = product(wasm, columns, sym); // [d, b] = R^T A = (A R)^T
+  const columns = transposedOnHeap(wasm, rows, b, d);
+  const pt = product(wasm, columns, sym); // [d, b] = R^T A = (A R)^T
+  const p = transposedOnHeap(wasm, pt, d, b); // [1, b, d]: A R
   const ar = floats(wasm, p);
-  const rt = floats(wasm, columns);
+  const r = floats(wasm, rows);
   const o = floats(wasm, out);
-  // Row i of the result is column i of R^T A; in tiles, as the transposes.
-  const dot = new Float64Array(b);
-  if (cosine)
-    for (let c = 0; c < d; c++) for (let i = 0; i < b; i++) dot[i] = dot[i]! - rt[c * b + i]! * ar[c * b + i]!;
-  for (let i0 = 0; i0 < b; i0 += TILE) {
-    const i1 = Math.min(b, i0 + TILE);
-    for (let c0 = 0; c0 < d; c0 += TILE) {
-      const c1 = Math.min(d, c0 + TILE);
-      for (let i = i0; i < i1; i++) {
-        if (cosine) {
-          // g = -A U; dLoss/dx_i = (g_i - u_i (u_i . g_i)) / |x_i|
-          for (let c = c0; c < c1; c++) o[i * d + c] = (-ar[c * b + i]! - rt[c * b + i]! * dot[i]!) / norms[i]!;
-        } else {
-          // 2 (rowsum(A) c_i - (A C)_i)
-          for (let c = c0; c < c1; c++) o[i * d + c] = 2 * (sums[i]! * rt[c * b + i]! - ar[c * b + i]!);
-        }
-      }
+  for (let i = 0; i < b; i++) {
+    const start = i * d;
+    const end = start + d;
+    if (norms !== undefined) {
+      // g = -A U; dLoss/dx_i = (g_i - u_i (u_i . g_i)) / |x_i| = (-P_i + x_i (x_i . P_i) / |x_i|^2) / |x_i|
+      let dot = 0;
+      for (let c = start; c < end; c++) dot += r[c]! * ar[c]!;
+      const n = norms[i]!;
+      const along = dot / (n * n);
+      for (let c = start; c < end; c++) o[c] = (-ar[c]! + r[c]! * along) / n;
+    } else {
+      // 2 (rowsum(A) c_i - (A C)_i)
+      const sum = sums[i]!;
+      for (let c = start; c < end; c++) o[c] = 2 * (sum * r[c]! - ar[c]!);
     }
   }
-  for (const t of [columns, sym, p]) wasm.disposeData(t.dataId);
+  for (const t of cosine ? [columns, sym, pt, p] : [rows, columns, sym, pt, p]) wasm.disposeData(t.dataId);
   return out;
 };
 
