@@ -39,7 +39,10 @@ export function maxRelativeDifference(a: Float32Array, b: Float32Array): number 
 export type ConvPad =
   'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 
-/** [input NHWC, filter HWIO, stride, pad]: the REFERENCE CNN's layers, odd sizes, strides 1-3, every padding. */
+/**
+ * [input NHWC, filter HWIO, stride, pad]: the REFERENCE CNN's layers, odd sizes, strides 1-3, every
+ * padding, channel counts in and out of fours.
+ */
 export const CONV_CASES: Array<[number[], number[], number | [number, number], ConvPad]> = [
   [[2, 28, 28, 1], [8, 8, 1, 4], 2, 1],
   [[2, 12, 12, 4], [6, 6, 4, 3], 2, 1],
@@ -61,6 +64,9 @@ export const CONV_CASES: Array<[number[], number[], number | [number, number], C
     ],
   ],
   [[1, 6, 6, 2], [2, 2, 2, 2], 1, 3],
+  // channels in fours and a tail of two; enough images for the wasm helper thread to take half
+  [[2, 14, 14, 6], [6, 6, 6, 5], 2, 1],
+  [[4, 20, 20, 8], [6, 6, 8, 4], 2, 1],
 ];
 
 /** [input NHWC, filter, stride, pad] for max pooling. */

@@ -9,6 +9,7 @@ import {
   setBackpropInputStrategy,
   type BackpropInputStrategy,
 } from '../src/engine/wasm-kernels.js';
+import { setWasmRuntimeEnabled } from '../src/engine/wasm-runtime.js';
 
 describe('wasm BatchMatMul with transposed operands agrees with cpu', () => {
   const random = seeded(41);
@@ -295,5 +296,51 @@ describe('wasm fused SNNL agrees with the composed loss on cpu', () => {
     expect(tf.memory().numTensors).toBe(before.numTensors);
     expect(tf.memory().numBytes).toBe(before.numBytes);
     x.dispose();
+  });
+});
+
+describe("wasm kernels without snnl's wasm runtime (their JavaScript and stock paths) agree with cpu", () => {
+  beforeAll(() => setWasmRuntimeEnabled(false));
+  afterAll(() => setWasmRuntimeEnabled(true));
+  const random = seeded(48);
+  const values = (n: number) => Array.from({ length: n }, () => random() * 2 - 1);
+
+  it('Transpose', async () => {
+    const data = values(64 * 70);
+    const run = () => [tf.transpose(tf.tensor(data, [64, 70]), [1, 0])];
+    const [expected] = await on('cpu', run);
+    const [got] = await on('wasm', run);
+    expect(Array.from(got!)).toEqual(Array.from(expected!));
+  });
+
+  it('Conv2DBackpropInput by columns (col2im in JavaScript)', async () => {
+    setBackpropInputStrategy('columns');
+    try {
+      const xValues = values(2 * 14 * 14 * 6);
+      const fValues = values(6 * 6 * 6 * 5);
+      const run = () => [
+        tf.grad((a: tf.Tensor) =>
+          tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, tf.tensor4d(fValues, [6, 6, 6, 5]), 2, 1))),
+        )(tf.tensor4d(xValues, [2, 14, 14, 6])),
+      ];
+      const [expected] = await on('cpu', run);
+      const [got] = await on('wasm', run);
+      expect(maxRelativeDifference(got!, expected!)).toBeLessThan(1e-5);
+    } finally {
+      setBackpropInputStrategy('auto');
+    }
+  });
+
+  it.each(['cosine', 'squared-euclidean'] as const)('fused SNNL, %s (transposes in JavaScript)', async (distance) => {
+    const b = 24;
+    const xv = values(b * 40);
+    const labels = Int32Array.from({ length: b }, (_, i) => i % 3);
+    const run = () => {
+      const x = tf.tensor2d(xv, [b, 40]);
+      return [snnl(x, labels, { distance }), tf.grad((f: tf.Tensor) => snnl(f, labels, { distance }))(x)];
+    };
+    const expected = await on('cpu', run);
+    const got = await on('wasm', run);
+    got.forEach((g, k) => expect(maxRelativeDifference(g, expected[k]!)).toBeLessThan(1e-5));
   });
 });

@@ -44,7 +44,7 @@ import {
   type TensorInfo,
   type NamedAttrMap,
 } from '@tensorflow/tfjs-core';
-import { runtimeOf, transposeOnHeap } from './wasm-runtime.js';
+import { col2imOnHeap, runtimeOf, transposeOnHeap } from './wasm-runtime.js';
 import { wasmSnnlKernels } from './wasm-snnl.js';
 
 interface WasmLike {
@@ -331,6 +331,8 @@ function backpropInputByColumns(
   const dx = wasm.makeOutput([n, height, width, cin], 'float32');
   wasm.typedArrayFromHeap(dx).fill(0);
   const perChunk = Math.max(1, Math.floor(columnLimit / (oh * ow * span)));
+  const runtime = runtimeOf(backend);
+  const geometry = { oh, ow, kh, kw, sh, sw, top, left, height, width, cin };
   for (let n0 = 0; n0 < n; n0 += perChunk) {
     const count = Math.min(perChunk, n - n0);
     const part =
@@ -338,22 +340,27 @@ function backpropInputByColumns(
         ? flatDy
         : c.run(Slice, { x: flatDy }, { begin: [0, n0 * oh * ow, 0], size: [1, count * oh * ow, cout] });
     const col = c.run(BatchMatMul, { a: part, b: wt }, { transposeA: false, transposeB: false });
-    // Views after the allocations: a growing heap detaches views taken before it.
-    const from = wasm.typedArrayFromHeap(col);
-    const to = wasm.typedArrayFromHeap(dx);
-    let row = 0;
-    for (let b = n0; b < n0 + count; b++) {
-      for (let oy = 0; oy < oh; oy++) {
-        for (let ox = 0; ox < ow; ox++, row += span) {
-          for (let ky = 0; ky < kh; ky++) {
-            const iy = oy * sh - top + ky;
-            if (iy < 0 || iy >= height) continue;
-            for (let kx = 0; kx < kw; kx++) {
-              const ix = ox * sw - left + kx;
-              if (ix < 0 || ix >= width) continue;
-              const src = row + (ky * kw + kx) * cin;
-              const dst = ((b * height + iy) * width + ix) * cin;
-              for (let ch = 0; ch < cin; ch++) to[dst + ch] = to[dst + ch]! + from[src + ch]!;
+    if (runtime !== null) {
+      const dxAt = wasm.typedArrayFromHeap(dx).byteOffset + 4 * n0 * height * width * cin;
+      col2imOnHeap(runtime, wasm.typedArrayFromHeap(col).byteOffset, dxAt, count, geometry);
+    } else {
+      // Views after the allocations: a growing heap detaches views taken before it.
+      const from = wasm.typedArrayFromHeap(col);
+      const to = wasm.typedArrayFromHeap(dx);
+      let row = 0;
+      for (let b = n0; b < n0 + count; b++) {
+        for (let oy = 0; oy < oh; oy++) {
+          for (let ox = 0; ox < ow; ox++, row += span) {
+            for (let ky = 0; ky < kh; ky++) {
+              const iy = oy * sh - top + ky;
+              if (iy < 0 || iy >= height) continue;
+              for (let kx = 0; kx < kw; kx++) {
+                const ix = ox * sw - left + kx;
+                if (ix < 0 || ix >= width) continue;
+                const src = row + (ky * kw + kx) * cin;
+                const dst = ((b * height + iy) * width + ix) * cin;
+                for (let ch = 0; ch < cin; ch++) to[dst + ch] = to[dst + ch]! + from[src + ch]!;
+              }
             }
           }
         }

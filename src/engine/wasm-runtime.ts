@@ -1,14 +1,15 @@
 /**
- * snnl's own WebAssembly functions on the wasm backend's memory (Adam's update, the transpose), compiled
+ * snnl's own WebAssembly functions on the wasm backend's memory (Adam's update, the transpose, col2im), compiled
  * once per memory, with one helper thread (src/engine/wasm-helper.ts) where the memory is shared (the
  * multithreaded build) so that a large job is split between two cores.
  */
 import { adamFunction } from './wasm-adam.js';
 import { compile, instantiate, isShared, moduleBytes, type WasmFunction, type WasmMemory } from './wasm-asm.js';
 import { WasmHelper } from './wasm-helper.js';
+import { col2imFunction } from './wasm-col2im.js';
 import { transposeFunction } from './wasm-transpose.js';
 
-const FUNCTIONS = [adamFunction, transposeFunction];
+const FUNCTIONS = [adamFunction, transposeFunction, col2imFunction];
 
 export interface WasmRuntime {
   functions: Record<string, WasmFunction>;
@@ -23,13 +24,23 @@ export interface WasmBackendMemory {
 
 const runtimes = new WeakMap<object, WasmRuntime | null>();
 
+let enabled = true;
+
+/**
+ * With false, runtimeOf answers null, so that every kernel takes its JavaScript or stock path (the
+ * paths of a backend whose memory is not exposed). For tests.
+ */
+export function setWasmRuntimeEnabled(on: boolean): void {
+  enabled = on;
+}
+
 /** The bytes of the module, for a memory that is (or is not) shared. */
 export const runtimeModuleBytes = (shared: boolean) => moduleBytes(FUNCTIONS, shared);
 
 /** The functions for this backend's memory; null where the memory is not exposed or the module cannot run. */
 export function runtimeOf(backend: unknown): WasmRuntime | null {
   const memory = (backend as WasmBackendMemory).wasm?.wasmMemory;
-  if (memory === undefined) return null;
+  if (memory === undefined || !enabled) return null;
   if (!runtimes.has(memory)) {
     let runtime: WasmRuntime | null = null;
     try {
@@ -100,4 +111,38 @@ export function transposeOnHeap(
       run(...args(src + 4 * h * srcRow, dst + 4 * h, rows - h, 1)),
     );
   }
+}
+
+/** A convolution's geometry as col2im takes it (src/engine/wasm-col2im.ts). */
+export interface Col2imGeometry {
+  oh: number;
+  ow: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  top: number;
+  left: number;
+  height: number;
+  width: number;
+  cin: number;
+}
+
+/**
+ * Adds the column matrix at `col` (images x oh x ow rows of kh kw cin floats) into dx at `dx` (images x
+ * height x width x cin), byte addresses; split by images with the helper (their dx are disjoint).
+ */
+export function col2imOnHeap(runtime: WasmRuntime, col: number, dx: number, images: number, g: Col2imGeometry): void {
+  const run = runtime.functions['col2im']!;
+  const shape = [g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.top, g.left, g.height, g.width, g.cin];
+  const colBytes = 4 * g.oh * g.ow * g.kh * g.kw * g.cin;
+  const dxBytes = 4 * g.height * g.width * g.cin;
+  if (runtime.helper === null || images < 2 || (colBytes / 4) * images < SPLIT_AT) {
+    run(col, dx, images, ...shape);
+    return;
+  }
+  const h = images >> 1;
+  runtime.helper.split('col2im', [col, dx, h, ...shape], () =>
+    run(col + h * colBytes, dx + h * dxBytes, images - h, ...shape),
+  );
 }
