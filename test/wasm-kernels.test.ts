@@ -268,6 +268,24 @@ describe('wasm MaxPoolGrad agrees with cpu', () => {
 describe('wasm fused SNNL agrees with the composed loss on cpu', () => {
   fusedSnnlCases('wasm', it);
 
+  it.each(['cosine', 'squared-euclidean'] as const)(
+    'agrees on rows long enough for the helper thread to take half of each pass (%s)',
+    async (distance) => {
+      const random = seeded(49);
+      const [b, d] = [64, 1030]; // 65,920 elements; 1030 = 4 x 257 + 2
+      const xv = Array.from({ length: b * d }, () => random() * 2 - 1);
+      const labels = Int32Array.from({ length: b }, (_, i) => i % 5);
+      const run = () => {
+        const x = tf.tensor2d(xv, [b, d]);
+        const options = { distance, temperature: 30 };
+        return [snnl(x, labels, options), tf.grad((f: tf.Tensor) => snnl(f, labels, options))(x)];
+      };
+      const expected = await on('cpu', run);
+      const got = await on('wasm', run);
+      got.forEach((g, k) => expect(maxRelativeDifference(g, expected[k]!)).toBeLessThan(1e-5));
+    },
+  );
+
   it('agrees where far pairs give subnormal kernel terms (flushed to zero before the product)', async () => {
     const random = seeded(46);
     // Two tight clusters 9.5 apart, each holding every class: between them exp(-D / T) ~ exp(-90), subnormal.

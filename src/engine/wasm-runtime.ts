@@ -1,5 +1,6 @@
 /**
- * snnl's own WebAssembly functions on the wasm backend's memory (Adam's update, the transpose, col2im), compiled
+ * snnl's own WebAssembly functions on the wasm backend's memory (Adam's update, the transpose, col2im,
+ * the fused SNNL gradient's row passes), compiled
  * once per memory, with one helper thread (src/engine/wasm-helper.ts) where the memory is shared (the
  * multithreaded build) so that a large job is split between two cores.
  */
@@ -7,9 +8,10 @@ import { adamFunction } from './wasm-adam.js';
 import { compile, instantiate, isShared, moduleBytes, type WasmFunction, type WasmMemory } from './wasm-asm.js';
 import { WasmHelper } from './wasm-helper.js';
 import { col2imFunction } from './wasm-col2im.js';
+import { rowCombineFunction, rowDotsFunction } from './wasm-rows.js';
 import { transposeFunction } from './wasm-transpose.js';
 
-const FUNCTIONS = [adamFunction, transposeFunction, col2imFunction];
+const FUNCTIONS = [adamFunction, transposeFunction, col2imFunction, rowDotsFunction, rowCombineFunction];
 
 export interface WasmRuntime {
   functions: Record<string, WasmFunction>;
@@ -145,4 +147,71 @@ export function col2imOnHeap(runtime: WasmRuntime, col: number, dx: number, imag
   runtime.helper.split('col2im', [col, dx, h, ...shape], () =>
     run(col + h * colBytes, dx + h * dxBytes, images - h, ...shape),
   );
+}
+
+/**
+ * Runs a row function (src/engine/wasm-rows.ts) over `rows` rows, half of them on the helper when large:
+ * `args(first, count)` gives its arguments for rows [first, first + count).
+ */
+function byRows(
+  runtime: WasmRuntime,
+  name: string,
+  rows: number,
+  size: number,
+  args: (first: number, count: number) => number[],
+) {
+  const run = runtime.functions[name]!;
+  if (runtime.helper === null || rows < 2 || size < SPLIT_AT) {
+    run(...args(0, rows));
+    return;
+  }
+  const h = rows >> 1;
+  runtime.helper.split(name, args(0, h), () => run(...args(h, rows - h)));
+}
+
+/**
+ * out[i] (float64, at byte address `out`) = x_i . y_i over the first `width` (a multiple of 4) floats of
+ * each row of two [rows, stride] matrices at byte addresses x and y.
+ */
+export function rowDotsOnHeap(
+  runtime: WasmRuntime,
+  x: number,
+  y: number,
+  out: number,
+  rows: number,
+  width: number,
+  stride: number,
+): void {
+  byRows(runtime, 'rowDots', rows, rows * width, (first, count) => [
+    x + 4 * first * stride,
+    y + 4 * first * stride,
+    out + 8 * first,
+    count,
+    width,
+    stride,
+  ]);
+}
+
+/** out_i = alpha_i x_i + beta_i y_i over the first `width` (a multiple of 4) floats of each row; alpha, beta float32. */
+export function rowCombineOnHeap(
+  runtime: WasmRuntime,
+  x: number,
+  y: number,
+  out: number,
+  rows: number,
+  width: number,
+  stride: number,
+  alpha: number,
+  beta: number,
+): void {
+  byRows(runtime, 'rowCombine', rows, rows * width, (first, count) => [
+    x + 4 * first * stride,
+    y + 4 * first * stride,
+    out + 4 * first * stride,
+    count,
+    width,
+    stride,
+    alpha + 4 * first,
+    beta + 4 * first,
+  ]);
 }

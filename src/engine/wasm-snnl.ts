@@ -11,7 +11,7 @@
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { SNNL_ROWS, SNNL_ROWS_GRAD, type SnnlFusedAttrs } from '../loss/fused.js';
-import { runtimeOf, transposeOnHeap } from './wasm-runtime.js';
+import { rowCombineOnHeap, rowDotsOnHeap, runtimeOf, transposeOnHeap } from './wasm-runtime.js';
 
 interface WasmHeap {
   makeOutput(shape: number[], dtype: 'float32' | 'int32'): TensorInfo;
@@ -170,17 +170,6 @@ const asBatch = (x: TensorInfo, b: number, d: number): TensorInfo => ({
   dtype: x.dtype,
 });
 
-/** The norm of each row of x [b, d] in double precision, rounded to float32 and floored, as `prepare`. */
-function rowNorms(x: Float32Array, b: number, d: number): Float64Array {
-  const out = new Float64Array(b);
-  for (let i = 0; i < b; i++) {
-    let sum = 0;
-    for (let k = i * d; k < (i + 1) * d; k++) sum += x[k]! * x[k]!;
-    out[i] = Math.max(Math.fround(Math.sqrt(sum)), COSINE_NORM_FLOOR);
-  }
-  return out;
-}
-
 const rowsKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as unknown as WasmHeap;
   const a = attrs as unknown as SnnlFusedAttrs;
@@ -219,6 +208,63 @@ const rowsKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   return [loss, k];
 };
 
+/**
+ * The gradient's two passes over rows, by snnl's wasm SIMD functions (both cores) where the runtime
+ * runs, else in JavaScript: dots(x, y)_i = x_i . y_i (double sums); combine: out_i = alpha_i x_i + beta_i y_i.
+ */
+function rowDots(wasm: WasmHeap, x: TensorInfo, y: TensorInfo, b: number, d: number): Float64Array {
+  const runtime = runtimeOf(wasm);
+  const out = new Float64Array(b);
+  const width = runtime === null ? 0 : d - (d % 4);
+  if (runtime !== null) {
+    const scratch = wasm.makeOutput([2 * b + 2], 'float32');
+    const at = floats(wasm, scratch).byteOffset;
+    const aligned = at + (at % 8);
+    rowDotsOnHeap(runtime, floats(wasm, x).byteOffset, floats(wasm, y).byteOffset, aligned, b, width, d);
+    out.set(new Float64Array(floats(wasm, scratch).buffer, aligned, b));
+    wasm.disposeData(scratch.dataId);
+  }
+  const xs = floats(wasm, x);
+  const ys = floats(wasm, y);
+  for (let i = 0; i < b; i++) {
+    let sum = out[i]!;
+    for (let c = i * d + width; c < (i + 1) * d; c++) sum += xs[c]! * ys[c]!;
+    out[i] = sum;
+  }
+  return out;
+}
+
+function rowCombine(
+  wasm: WasmHeap,
+  x: TensorInfo,
+  y: TensorInfo,
+  out: TensorInfo,
+  [b, d]: [number, number],
+  alpha: Float64Array,
+  beta: Float64Array,
+): void {
+  const runtime = runtimeOf(wasm);
+  const width = runtime === null ? 0 : d - (d % 4);
+  if (runtime !== null) {
+    const scratch = wasm.makeOutput([2 * b], 'float32');
+    const coefficients = floats(wasm, scratch);
+    coefficients.set(alpha);
+    coefficients.set(beta, b);
+    const [xAt, yAt, outAt] = [x, y, out].map((t) => floats(wasm, t).byteOffset) as [number, number, number];
+    const at = coefficients.byteOffset;
+    rowCombineOnHeap(runtime, xAt, yAt, outAt, b, width, d, at, at + 4 * b);
+    wasm.disposeData(scratch.dataId);
+  }
+  const xs = floats(wasm, x);
+  const ys = floats(wasm, y);
+  const o = floats(wasm, out);
+  for (let i = 0; i < b; i++) {
+    const a = alpha[i]!;
+    const e = beta[i]!;
+    for (let c = i * d + width; c < (i + 1) * d; c++) o[c] = a * xs[c]! + e * ys[c]!;
+  }
+}
+
 const rowsGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as unknown as WasmHeap;
   const cosine = (attrs as unknown as SnnlFusedAttrs).distance === 'cosine';
@@ -230,8 +276,9 @@ const rowsGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   // distances: on the centred rows.
   let rows = asBatch(x, b, d);
   let norms: Float64Array | undefined;
-  if (cosine) norms = rowNorms(floats(wasm, x), b, d);
-  else {
+  if (cosine) {
+    norms = rowDots(wasm, x, x, b, d).map((s) => Math.max(Math.fround(Math.sqrt(s)), COSINE_NORM_FLOOR));
+  } else {
     rows = wasm.makeOutput([1, b, d], 'float32');
     centre(floats(wasm, x), b, d, floats(wasm, rows));
   }
@@ -245,8 +292,8 @@ const rowsGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
     for (let j = 0; j < b; j++) {
       let v = Math.fround(k[i * b + j]! * w[i]! + k[j * b + i]! * w[j]!);
       // Subnormal floats (exp(-D/T) of far points) make the product ~70x slower on this CPU (340 ms
-      // against 5 for b = 128, d = 3200, every entry subnormal); their
-      // share of the gradient is below float32's resolution of the other terms.
+      // against 5 for b = 128, d = 3200, every entry subnormal); their share of the gradient is below
+      // float32's resolution of the other terms.
       if (Math.abs(v) < FLOAT32_MIN_NORMAL) v = 0;
       // Stored transposed for the product below (R^T S = (S^T R)^T): S_ij = A_ij / |x_i|.
       pa[i * b + j] = norms === undefined ? v : v / norms[i]!;
@@ -256,25 +303,31 @@ const rowsGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   }
   const columns = transposedOnHeap(wasm, rows, b, d);
   const pt = product(wasm, columns, sym); // [d, b] = R^T A = (A R)^T
-  const p = transposedOnHeap(wasm, pt, d, b); // [1, b, d]: A R
-  const ar = floats(wasm, p);
-  const r = floats(wasm, rows);
-  const o = floats(wasm, out);
-  for (let i = 0; i < b; i++) {
-    const start = i * d;
-    const end = start + d;
-    if (norms !== undefined) {
-      // g = -A U; dLoss/dx_i = (g_i - u_i (u_i . g_i)) / |x_i| = (-P_i + x_i (x_i . P_i) / |x_i|^2) / |x_i|
-      let dot = 0;
-      for (let c = start; c < end; c++) dot += r[c]! * ar[c]!;
-      const n = norms[i]!;
-      const along = dot / (n * n);
-      for (let c = start; c < end; c++) o[c] = (-ar[c]! + r[c]! * along) / n;
-    } else {
-      // 2 (rowsum(A) c_i - (A C)_i)
-      const sum = sums[i]!;
-      for (let c = start; c < end; c++) o[c] = 2 * (sum * r[c]! - ar[c]!);
-    }
+  const p = transposedOnHeap(wasm, pt, d, b); // [1, b, d]: P = A R
+  if (norms !== undefined) {
+    // g = -A U; dLoss/dx_i = (g_i - u_i (u_i . g_i)) / |x_i| = (x_i (x_i . P_i) / |x_i|^2 - P_i) / |x_i|
+    const dots = rowDots(wasm, x, p, b, d);
+    const alpha = dots.map((dot, i) => dot / norms[i]! ** 3);
+    rowCombine(
+      wasm,
+      x,
+      p,
+      out,
+      [b, d],
+      alpha,
+      norms.map((n) => -1 / n),
+    );
+  } else {
+    // 2 (rowsum(A) c_i - (A C)_i)
+    rowCombine(
+      wasm,
+      rows,
+      p,
+      out,
+      [b, d],
+      sums.map((sum) => 2 * sum),
+      new Float64Array(b).fill(-2),
+    );
   }
   for (const t of cosine ? [columns, sym, pt, p] : [rows, columns, sym, pt, p]) wasm.disposeData(t.dataId);
   return out;
