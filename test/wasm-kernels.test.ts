@@ -154,7 +154,8 @@ describe('wasm Transpose and Slice agree with cpu exactly', () => {
     [[6, 5, 4, 3], [3, 1, 2, 0], 'float32'],
     [[6, 1, 4, 3], [3, 1, 2, 0], 'float32'],
     [[40, 50], [1, 0], 'int32'],
-    [[300, 301], [1, 0], 'float32'], // one matrix, split by rows with the helper thread
+    [[300, 301], [1, 0], 'float32'], // one matrix, split by columns with the helper thread
+    [[301, 300], [1, 0], 'float32'], // split by rows
     [[128, 14, 14, 5], [3, 1, 2, 0], 'float32'], // split by matrices
     [[9, 130, 70], [0, 2, 1], 'float32'], // split by matrices
     [[2, 3, 4], [1, 0, 2], 'float32'], // not a matrix transpose: the stock kernel
