@@ -9,7 +9,12 @@ import {
   setBackpropInputStrategy,
   type BackpropInputStrategy,
 } from '../src/engine/wasm-kernels.js';
-import { setWasmRuntimeEnabled } from '../src/engine/wasm-runtime.js';
+import { setSplitThreshold, setWasmRuntimeEnabled, SPLIT_AT } from '../src/engine/wasm-runtime.js';
+
+// Jobs from 4096 elements are split with the helper thread (the default threshold is larger than these
+// cases), so that every split path runs.
+beforeAll(() => setSplitThreshold(1 << 12));
+afterAll(() => setSplitThreshold(SPLIT_AT));
 
 describe('wasm BatchMatMul with transposed operands agrees with cpu', () => {
   const random = seeded(41);

@@ -68,8 +68,22 @@ export function runtimeOf(backend: unknown): WasmRuntime | null {
   return runtimes.get(memory)!;
 }
 
-/** Below this many elements the handshake with the helper costs more than it saves. */
-export const SPLIT_AT = 1 << 16;
+/**
+ * Jobs of fewer elements run on this thread alone. Waking the helper costs more than it saves below a
+ * few hundred thousand elements: the helper competes for the second core with the backend's own pool
+ * threads (a CNN 28x28 training step, medians of 4 alternating rounds: 245 ms with no helper, 245 at
+ * 64K, 231-233 at 256K and 512K).
+ */
+export const SPLIT_AT = 1 << 18;
+let splitAt = SPLIT_AT;
+
+/** Sets the smallest job split with the helper (tests use a small one to reach the split paths). */
+export function setSplitThreshold(elements: number): void {
+  splitAt = elements;
+}
+
+/** Whether a job of `elements` is split with the helper. */
+export const splits = (runtime: WasmRuntime, elements: number) => runtime.helper !== null && elements >= splitAt;
 
 /**
  * dst[q][c][r] = src[q][r][c] on the heap, strides in elements: src row r of matrix q starts at
@@ -100,22 +114,22 @@ export function transposeOnHeap(
     4 * srcCount,
     4 * dstCount,
   ];
-  if (runtime.helper === null || rows * cols * count < SPLIT_AT) {
+  if (!splits(runtime, rows * cols * count)) {
     run(...args(src, dst, rows, cols, count));
   } else if (count >= 2) {
     const h = count >> 1;
-    runtime.helper.split('transpose', args(src, dst, rows, cols, h), () =>
+    runtime.helper!.split('transpose', args(src, dst, rows, cols, h), () =>
       run(...args(src + 4 * h * srcCount, dst + 4 * h * dstCount, rows, cols, count - h)),
     );
   } else if (cols >= rows) {
     // By columns: each thread writes its own destination rows (1.5x faster than by rows for 128 x 9216).
     const h = cols >> 1;
-    runtime.helper.split('transpose', args(src, dst, rows, h, 1), () =>
+    runtime.helper!.split('transpose', args(src, dst, rows, h, 1), () =>
       run(...args(src + 4 * h, dst + 4 * h * dstCol, rows, cols - h, 1)),
     );
   } else {
     const h = rows >> 1;
-    runtime.helper.split('transpose', args(src, dst, h, cols, 1), () =>
+    runtime.helper!.split('transpose', args(src, dst, h, cols, 1), () =>
       run(...args(src + 4 * h * srcRow, dst + 4 * h, rows - h, cols, 1)),
     );
   }
@@ -145,12 +159,12 @@ export function col2imOnHeap(runtime: WasmRuntime, col: number, dx: number, imag
   const shape = [g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.top, g.left, g.height, g.width, g.cin];
   const colBytes = 4 * g.oh * g.ow * g.kh * g.kw * g.cin;
   const dxBytes = 4 * g.height * g.width * g.cin;
-  if (runtime.helper === null || images < 2 || (colBytes / 4) * images < SPLIT_AT) {
+  if (images < 2 || !splits(runtime, (colBytes / 4) * images)) {
     run(col, dx, images, ...shape);
     return;
   }
   const h = images >> 1;
-  runtime.helper.split('col2im', [col, dx, h, ...shape], () =>
+  runtime.helper!.split('col2im', [col, dx, h, ...shape], () =>
     run(col + h * colBytes, dx + h * dxBytes, images - h, ...shape),
   );
 }
@@ -167,12 +181,12 @@ function byRows(
   args: (first: number, count: number) => number[],
 ) {
   const run = runtime.functions[name]!;
-  if (runtime.helper === null || rows < 2 || size < SPLIT_AT) {
+  if (rows < 2 || !splits(runtime, size)) {
     run(...args(0, rows));
     return;
   }
   const h = rows >> 1;
-  runtime.helper.split(name, args(0, h), () => run(...args(h, rows - h)));
+  runtime.helper!.split(name, args(0, h), () => run(...args(h, rows - h)));
 }
 
 /**
