@@ -140,7 +140,30 @@ describe('wasm Sum over leading axes and Identity agree with cpu', () => {
   });
 });
 
-describe('wasm Transpose and Slice agree with cpu exactly', () => {
+describe("ReLU's gradient as one kernel (SnnlReluGrad) agrees with tfjs's composition on cpu", () => {
+  const random = seeded(50);
+  const special = [0, -0, 1e-30, -1e-30, Infinity, -Infinity, NaN, 2, -2];
+  const cases: number[][] = [[7], [3, 5], [1003], [64, 81]]; // tails of 3 and 3; 5184 elements split with the helper
+  it.each(cases)('shape %j, with zeros, infinities and NaN, first and second derivatives', async (...shape) => {
+    const size = shape.reduce((p, n) => p * n, 1);
+    const xv = Array.from({ length: size }, (_, i) => (i < special.length ? special[i]! : random() * 2 - 1));
+    const wv = Array.from({ length: size }, (_, i) => (i === 1 ? NaN : random() * 2 - 1));
+    const run = () => {
+      const x = tf.tensor(xv, shape);
+      const w = tf.tensor(wv, shape);
+      const first = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), w)))(x);
+      const second = tf.grad((a: tf.Tensor) =>
+        tf.sum(tf.mul(tf.grad((b: tf.Tensor) => tf.sum(tf.square(tf.relu(b))))(a), w)),
+      )(x);
+      return [first, second];
+    };
+    const expected = await on('cpu', run);
+    const got = await on('wasm', run);
+    got.forEach((g, k) => expect(Array.from(g)).toEqual(Array.from(expected[k]!)));
+  });
+});
+
+describe('wasm Transpose, Slice and PadV2 agree with cpu exactly', () => {
   const random = seeded(45);
   const values = (shape: number[]) => Array.from({ length: shape.reduce((p, n) => p * n, 1) }, () => random() * 2 - 1);
   const integers = (shape: number[]) => values(shape).map((v) => Math.round(v * 1e6));
@@ -191,12 +214,69 @@ describe('wasm Transpose and Slice agree with cpu exactly', () => {
     expect(Array.from(got!)).toEqual(Array.from(expected!));
   });
 
+  const pads: Array<[number[], [number, number][], number, 'float32' | 'int32']> = [
+    [
+      [16, 28, 28, 1],
+      [
+        [0, 0],
+        [1, 1],
+        [1, 1],
+        [0, 0],
+      ],
+      0,
+      'float32',
+    ], // the padding layer: runs of 28
+    [
+      [3, 4, 70],
+      [
+        [1, 2],
+        [0, 0],
+        [0, 0],
+      ],
+      1.5,
+      'float32',
+    ], // one run of 280 per image
+    [[5], [[2, 3]], -1, 'float32'],
+    [
+      [2, 3],
+      [
+        [1, 0],
+        [0, 2],
+      ],
+      7,
+      'int32',
+    ],
+    [
+      [2, 0, 3],
+      [
+        [1, 1],
+        [1, 0],
+        [0, 0],
+      ],
+      0,
+      'float32',
+    ], // empty input
+  ];
+  it.each(pads)('pad %j by %j with %d (%s)', async (shape, paddings, value, dtype) => {
+    const data = dtype === 'int32' ? integers(shape) : values(shape);
+    const run = () => [tf.pad(tf.tensor(data, shape, dtype), paddings, value)];
+    const [expected] = await on('cpu', run);
+    const [got] = await on('wasm', run);
+    expect(Array.from(got!)).toEqual(Array.from(expected!));
+  });
+
   it('leaks no tensor or memory', async () => {
     await onBackend('wasm');
     const x = tf.randomNormal([128, 14, 14, 5]);
     const before = tf.memory();
     tf.transpose(x, [3, 1, 2, 0]).dispose();
     tf.slice(x, [0, 1, 1, 0], [128, 12, 12, 5]).dispose();
+    tf.pad(x, [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ]).dispose();
     expect(tf.memory().numTensors).toBe(before.numTensors);
     expect(tf.memory().numBytes).toBe(before.numBytes);
     x.dispose();
@@ -328,6 +408,14 @@ describe("wasm kernels without snnl's wasm runtime (their JavaScript and stock p
   afterAll(() => setWasmRuntimeEnabled(true));
   const random = seeded(48);
   const values = (n: number) => Array.from({ length: n }, () => random() * 2 - 1);
+
+  it("ReLU's gradient", async () => {
+    const xv = [...values(1001), NaN, 0, -0];
+    const run = () => [tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), 3)))(tf.tensor(xv))];
+    const [expected] = await on('cpu', run);
+    const [got] = await on('wasm', run);
+    expect(Array.from(got!)).toEqual(Array.from(expected!));
+  });
 
   it('Transpose', async () => {
     const data = values(64 * 70);

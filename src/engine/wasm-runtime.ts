@@ -1,6 +1,7 @@
 /**
  * snnl's own WebAssembly functions on the wasm backend's memory (Adam's update, the transpose, col2im,
- * the fused SNNL gradient's row passes), compiled
+ * the fused SNNL gradient's row passes,
+ * ReLU's gradient), compiled
  * once per memory, with one helper thread (src/engine/wasm-helper.ts) where the memory is shared (the
  * multithreaded build) so that a large job is split between two cores.
  */
@@ -8,10 +9,18 @@ import { adamFunction } from './wasm-adam.js';
 import { compile, instantiate, isShared, moduleBytes, type WasmFunction, type WasmMemory } from './wasm-asm.js';
 import { WasmHelper } from './wasm-helper.js';
 import { col2imFunction } from './wasm-col2im.js';
+import { reluGradFunction } from './wasm-relu-grad.js';
 import { rowCombineFunction, rowDotsFunction } from './wasm-rows.js';
 import { transposeFunction } from './wasm-transpose.js';
 
-const FUNCTIONS = [adamFunction, transposeFunction, col2imFunction, rowDotsFunction, rowCombineFunction];
+const FUNCTIONS = [
+  adamFunction,
+  transposeFunction,
+  col2imFunction,
+  rowDotsFunction,
+  rowCombineFunction,
+  reluGradFunction,
+];
 
 export interface WasmRuntime {
   functions: Record<string, WasmFunction>;
@@ -234,4 +243,15 @@ export function rowCombineOnHeap(
     alpha + 4 * first,
     beta + 4 * first,
   ]);
+}
+
+/** out = dy * step(x) over `elements` floats (a multiple of 4) at byte addresses dy, x, out; halves split when large. */
+export function reluGradOnHeap(runtime: WasmRuntime, dy: number, x: number, out: number, elements: number): void {
+  const run = runtime.functions['reluGrad']!;
+  if (!splits(runtime, elements)) {
+    run(dy, x, out, 4 * elements);
+    return;
+  }
+  const h = 4 * ((elements >> 3) << 2); // bytes of the first half, a multiple of 16
+  runtime.helper!.split('reluGrad', [dy, x, out, h], () => run(dy + h, x + h, out + h, 4 * elements - h));
 }

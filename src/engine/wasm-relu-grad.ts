@@ -1,0 +1,38 @@
+/**
+ * dy * step(x) as a WebAssembly SIMD function (src/engine/wasm-asm.ts), tfjs's ReLU gradient element
+ * for element: step(x) is 1 where x > 0, NaN where x is NaN, else 0.
+ *
+ *   reluGrad(dy, x, out, bytes)   (addresses in bytes; bytes a multiple of 16)
+ */
+import { ADD, ALIGN_4, forLoop, get, I32, i32, set, simd, V128, type FunctionCode } from './wasm-asm.js';
+
+const V128_LOAD = [...simd(0x00), ...ALIGN_4];
+const V128_STORE = [...simd(0x0b), ...ALIGN_4];
+const F32X4_NE = simd(0x42);
+const F32X4_GT = simd(0x44);
+const F32X4_MUL = simd(0xe6);
+const BITSELECT = simd(0x52);
+const f32x4 = (v: number) => {
+  const bytes = new Uint8Array(new Float32Array([v, v, v, v]).buffer);
+  return [...simd(0x0c), ...bytes];
+};
+
+const [DY, X, OUT, BYTES] = [0, 1, 2, 3];
+const [K, XV, STEP] = [4, 5, 6];
+
+export const reluGradFunction: FunctionCode = {
+  name: 'reluGrad',
+  params: Array<number>(4).fill(I32),
+  locals: [
+    [1, I32],
+    [2, V128],
+  ],
+  code: forLoop(K, i32(0), get(BYTES), i32(16), [
+    ...[...get(X), ...get(K), ...ADD, ...V128_LOAD, ...set(XV)],
+    // step = x > 0 ? 1 : 0, then NaN where x is NaN
+    ...[...f32x4(1), ...f32x4(0), ...get(XV), ...f32x4(0), ...F32X4_GT, ...BITSELECT, ...set(STEP)],
+    ...[...get(XV), ...get(STEP), ...get(XV), ...get(XV), ...F32X4_NE, ...BITSELECT, ...set(STEP)],
+    ...[...get(OUT), ...get(K), ...ADD],
+    ...[...get(DY), ...get(K), ...ADD, ...V128_LOAD, ...get(STEP), ...F32X4_MUL, ...V128_STORE],
+  ]),
+};
