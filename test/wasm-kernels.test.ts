@@ -112,6 +112,8 @@ describe('wasm Sum over leading axes and Identity agree with cpu', () => {
     [[6, 5, 4, 3], [0, 1, 2], true],
     [[7, 9], 0, false],
     [[4, 3, 5], [-3, 1], true],
+    [[200, 7, 12], 0, false], // 4 chunks of 64 rows, split with the helper
+    [[130, 5, 6], [0, 1], true], // four columns by SIMD, two in JavaScript
     [[4, 3, 5], [1, 2], false], // not leading: the stock kernel
     [[4, 3, 5], [0, 1, 2], false], // every axis: the stock kernel
   ];
@@ -186,8 +188,12 @@ describe('wasm Transpose, Slice and PadV2 agree with cpu exactly', () => {
     [[301, 300], [1, 0], 'float32'], // split by rows
     [[128, 14, 14, 5], [3, 1, 2, 0], 'float32'], // split by matrices
     [[9, 130, 70], [0, 2, 1], 'float32'], // split by matrices
-    [[2, 3, 4], [1, 0, 2], 'float32'], // not a matrix transpose: the stock kernel
-    [[4, 5, 6, 7], [2, 0, 3, 1], 'float32'],
+    [[2, 3, 4], [1, 0, 2], 'float32'], // a transpose of blocks of 4
+    [[5, 6, 7], [1, 0, 2], 'float32'], // blocks of 7: four floats at a time, then three
+    [[128, 3, 3, 64], [1, 2, 0, 3], 'float32'], // the filter gradient's dy, split by columns
+    [[3, 4, 5, 9], [0, 2, 1, 3], 'int32'], // batched blocks
+    [[6, 40, 5, 9], [0, 2, 1, 3], 'float32'], // batched, split by matrices
+    [[4, 5, 6, 7], [2, 0, 3, 1], 'float32'], // the stock kernel
   ];
   it.each(transposes)('transpose %j by %j (%s)', async (shape, perm, dtype) => {
     const data = dtype === 'int32' ? integers(shape) : values(shape);

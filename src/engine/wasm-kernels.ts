@@ -45,7 +45,15 @@ import {
   type NamedAttrMap,
 } from '@tensorflow/tfjs-core';
 import { RELU_GRAD, registerReluGradient } from './relu-grad.js';
-import { col2imOnHeap, reluGradOnHeap, runtimeOf, transposeOnHeap } from './wasm-runtime.js';
+import {
+  col2imOnHeap,
+  reluGradOnHeap,
+  runtimeOf,
+  SUM_CHUNK,
+  sumRowsOnHeap,
+  transposeBlocksOnHeap,
+  transposeOnHeap,
+} from './wasm-runtime.js';
 import { wasmSnnlKernels } from './wasm-snnl.js';
 
 interface WasmLike {
@@ -542,9 +550,11 @@ const identity: KernelFunc = ({ inputs, backend }) => {
 };
 
 /**
- * Sum over leading axes (a bias gradient: [n, h, w, c] -> [c]), in one pass in JavaScript: the stock
- * kernel transposes the reduced axes to the end first (8.8 ms of a CNN step for [128, 12, 12, 64]).
- * Everything else goes to the stock kernel.
+ * Sum over leading axes (a bias gradient: [n, h, w, c] -> [c]) in one pass: float32 SIMD sums of 64
+ * rows at a time (src/engine/wasm-sum.ts, both threads when large), added in double here; columns past
+ * the last multiple of four in JavaScript. The stock kernel transposes the reduced axes to the end
+ * first (8.8 ms of a CNN step for [128, 12, 12, 64]; 2 ms in JavaScript; 0.5 ms now). Everything else
+ * goes to the stock kernel.
  */
 function sumConfig(): KernelConfig {
   const stock = originalConfig(Sum);
@@ -560,11 +570,27 @@ function sumConfig(): KernelConfig {
     const kept = x.shape.slice(axes.length);
     const shape = keepDims ? [...axes.map(() => 1), ...kept] : kept;
     const out = wasm.makeOutput(shape, 'float32');
-    const from = wasm.typedArrayFromHeap(x);
     const width = kept.reduce((p, n) => p * n, 1);
+    const rows = sizeOf(x) / width;
     const total = new Float64Array(width);
+    const runtime = runtimeOf(backend);
+    // SIMD columns (partial sums of SUM_CHUNK rows, added here in double), the rest in JavaScript.
+    const simd = runtime === null ? 0 : width - (width % 4);
+    if (simd > 0) {
+      const chunks = Math.ceil(rows / SUM_CHUNK);
+      const scratch = wasm.makeOutput([chunks * simd], 'float32');
+      wasm.typedArrayFromHeap(scratch).fill(0);
+      const at = (t: TensorInfo) => wasm.typedArrayFromHeap(t).byteOffset;
+      sumRowsOnHeap(runtime!, at(x), at(scratch), rows, simd, width);
+      const partials = wasm.typedArrayFromHeap(scratch);
+      for (let k = 0; k < partials.length; k += simd) {
+        for (let c = 0; c < simd; c++) total[c] = total[c]! + partials[k + c]!;
+      }
+      wasm.disposeData(scratch.dataId);
+    }
+    const from = wasm.typedArrayFromHeap(x);
     for (let base = 0; base < from.length; base += width) {
-      for (let c = 0; c < width; c++) total[c] = total[c]! + from[base + c]!;
+      for (let c = simd; c < width; c++) total[c] = total[c]! + from[base + c]!;
     }
     wasm.typedArrayFromHeap(out).set(total);
     return out;
@@ -592,8 +618,9 @@ export function collapsePermutation(shape: readonly number[], perm: readonly num
 }
 
 /**
- * Transpose by snnl's wasm function (src/engine/wasm-transpose.ts, split with the helper thread) for
- * every permutation that collapses to a batched matrix transpose or to [a, m, c] -> [c, m, a]; the stock
+ * Transpose by snnl's wasm functions (src/engine/wasm-transpose.ts, split with the helper thread) for
+ * every permutation that collapses to a batched transpose of floats or of blocks ([a, b, c] -> [b, a, c])
+ * or to [a, m, c] -> [c, m, a]; the stock
  * kernel costs ~7 ns an element there (11 ms of a CNN step for the filter gradient's input). Other
  * permutations, dtypes, or a backend without the runtime go to the stock kernel.
  */
@@ -606,7 +633,7 @@ function transposeConfig(): KernelConfig {
     const runtime = x.dtype === 'float32' || x.dtype === 'int32' ? runtimeOf(backend) : null;
     const { shape, perm: p } = collapsePermutation(x.shape, perm);
     const key = p.join(',');
-    if (runtime === null || !['1,0', '0,2,1', '2,1,0'].includes(key)) return stock.kernelFunc(args);
+    if (runtime === null || !['1,0', '0,2,1', '2,1,0', '1,0,2', '0,2,1,3'].includes(key)) return stock.kernelFunc(args);
     const wasm = backend as unknown as WasmHeap;
     const out = wasm.makeOutput(
       perm.map((a) => x.shape[a]!),
@@ -620,6 +647,14 @@ function transposeConfig(): KernelConfig {
     } else if (key === '0,2,1') {
       const [count, rows, cols] = shape as [number, number, number];
       transposeOnHeap(runtime, src, dst, rows, cols, cols, rows, count, rows * cols, rows * cols);
+    } else if (key === '1,0,2') {
+      // [a, b, c] -> [b, a, c]: a transpose of blocks of c.
+      const [rows, cols, block] = shape as [number, number, number];
+      transposeBlocksOnHeap(runtime, src, dst, [rows, cols, block], [cols * block, rows * block]);
+    } else if (key === '0,2,1,3') {
+      const [count, rows, cols, block] = shape as [number, number, number, number];
+      const size = rows * cols * block;
+      transposeBlocksOnHeap(runtime, src, dst, [rows, cols, block], [cols * block, rows * block], [count, size, size]);
     } else {
       // [a, m, c] -> [c, m, a]: for each m, the a x c matrix at stride m c goes to stride m a.
       const [rows, count, cols] = shape as [number, number, number];

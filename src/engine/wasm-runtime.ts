@@ -1,7 +1,7 @@
 /**
  * snnl's own WebAssembly functions on the wasm backend's memory (Adam's update, the transpose, col2im,
  * the fused SNNL gradient's row passes,
- * ReLU's gradient), compiled
+ * ReLU's gradient, column sums), compiled
  * once per memory, with one helper thread (src/engine/wasm-helper.ts) where the memory is shared (the
  * multithreaded build) so that a large job is split between two cores.
  */
@@ -11,15 +11,18 @@ import { WasmHelper } from './wasm-helper.js';
 import { col2imFunction } from './wasm-col2im.js';
 import { reluGradFunction } from './wasm-relu-grad.js';
 import { rowCombineFunction, rowDotsFunction } from './wasm-rows.js';
-import { transposeFunction } from './wasm-transpose.js';
+import { sumRowsFunction } from './wasm-sum.js';
+import { transposeBlocksFunction, transposeFunction } from './wasm-transpose.js';
 
 const FUNCTIONS = [
   adamFunction,
   transposeFunction,
+  transposeBlocksFunction,
   col2imFunction,
   rowDotsFunction,
   rowCombineFunction,
   reluGradFunction,
+  sumRowsFunction,
 ];
 
 export interface WasmRuntime {
@@ -144,6 +147,46 @@ export function transposeOnHeap(
   }
 }
 
+/**
+ * [a, b, block] -> [b, a, block] in each of `count` matrices (strides in floats, as transposeOnHeap):
+ * dst block (q, c, r) = src block (q, r, c); split with the helper by matrices or by columns.
+ */
+export function transposeBlocksOnHeap(
+  runtime: WasmRuntime,
+  src: number,
+  dst: number,
+  [rows, cols, block]: [number, number, number],
+  [srcRow, dstCol]: [number, number],
+  [count, srcCount, dstCount]: [number, number, number] = [1, 0, 0],
+): void {
+  const run = runtime.functions['transposeBlocks']!;
+  const args = (s: number, d: number, c: number, q: number) => [
+    s,
+    d,
+    rows,
+    c,
+    4 * srcRow,
+    4 * dstCol,
+    q,
+    4 * srcCount,
+    4 * dstCount,
+    4 * block,
+  ];
+  if (!splits(runtime, rows * cols * block * count)) {
+    run(...args(src, dst, cols, count));
+  } else if (count >= 2) {
+    const h = count >> 1;
+    runtime.helper!.split('transposeBlocks', args(src, dst, cols, h), () =>
+      run(...args(src + 4 * h * srcCount, dst + 4 * h * dstCount, cols, count - h)),
+    );
+  } else {
+    const h = cols >> 1;
+    runtime.helper!.split('transposeBlocks', args(src, dst, h, 1), () =>
+      run(...args(src + 4 * h * block, dst + 4 * h * dstCol, cols - h, 1)),
+    );
+  }
+}
+
 /** A convolution's geometry as col2im takes it (src/engine/wasm-col2im.ts). */
 export interface Col2imGeometry {
   oh: number;
@@ -254,4 +297,32 @@ export function reluGradOnHeap(runtime: WasmRuntime, dy: number, x: number, out:
   }
   const h = 4 * ((elements >> 3) << 2); // bytes of the first half, a multiple of 16
   runtime.helper!.split('reluGrad', [dy, x, out, h], () => run(dy + h, x + h, out + h, 4 * elements - h));
+}
+
+/** Rows a float32 partial sum covers in sumRowsOnHeap. */
+export const SUM_CHUNK = 64;
+
+/**
+ * Partial column sums of x [rows, stride] (byte address) over its first `width` columns (a multiple of
+ * 4) into `partials` (byte address; ceil(rows / SUM_CHUNK) x width floats, zeroed), chunk by chunk;
+ * split with the helper at a chunk boundary when large.
+ */
+export function sumRowsOnHeap(
+  runtime: WasmRuntime,
+  x: number,
+  partials: number,
+  rows: number,
+  width: number,
+  stride: number,
+): void {
+  const run = runtime.functions['sumRows']!;
+  const chunks = Math.ceil(rows / SUM_CHUNK);
+  if (chunks < 2 || !splits(runtime, rows * width)) {
+    run(x, partials, rows, width, SUM_CHUNK, stride);
+    return;
+  }
+  const h = (chunks >> 1) * SUM_CHUNK;
+  runtime.helper!.split('sumRows', [x, partials, h, width, SUM_CHUNK, stride], () =>
+    run(x + 4 * h * stride, partials + 4 * (h / SUM_CHUNK) * width, rows - h, width, SUM_CHUNK, stride),
+  );
 }
