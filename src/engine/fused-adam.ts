@@ -14,7 +14,7 @@
  * JavaScript the REFERENCE CNN's 5.1 million weights took about 40 ms a step.
  */
 import { registerKernel, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
-import { runtimeOf, splits } from './wasm-runtime.js';
+import { helperPart, runtimeOf, splits } from './wasm-runtime.js';
 
 export const FUSED_ADAM = 'SnnlFusedAdam';
 
@@ -96,7 +96,7 @@ const wasmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
     const blocks = n >> 2;
     const addresses = views.map((view) => view.byteOffset);
     const scalars = simdScalars(a);
-    const first = splits(simd, n) ? blocks >> 1 : 0;
+    const first = splits(simd, n) ? helperPart(blocks) : 0;
     const mine = () => adam(...addresses.map((address) => address + first * 16), (blocks - first) * 16, ...scalars);
     if (first > 0) simd.helper!.split('adam', [...addresses, first * 16, ...scalars], mine);
     else mine();

@@ -94,6 +94,9 @@ export function setSplitThreshold(elements: number): void {
   splitAt = elements;
 }
 
+/** The helper's part of n units (n >= 2): half, rounded down. */
+export const helperPart = (n: number) => Math.min(n - 1, Math.max(1, n >> 1));
+
 /** Whether a job of `elements` is split with the helper. */
 export const splits = (runtime: WasmRuntime, elements: number) => runtime.helper !== null && elements >= splitAt;
 
@@ -129,18 +132,18 @@ export function transposeOnHeap(
   if (!splits(runtime, rows * cols * count)) {
     run(...args(src, dst, rows, cols, count));
   } else if (count >= 2) {
-    const h = count >> 1;
+    const h = helperPart(count);
     runtime.helper!.split('transpose', args(src, dst, rows, cols, h), () =>
       run(...args(src + 4 * h * srcCount, dst + 4 * h * dstCount, rows, cols, count - h)),
     );
   } else if (cols >= rows) {
     // By columns: each thread writes its own destination rows (1.5x faster than by rows for 128 x 9216).
-    const h = cols >> 1;
+    const h = helperPart(cols);
     runtime.helper!.split('transpose', args(src, dst, rows, h, 1), () =>
       run(...args(src + 4 * h, dst + 4 * h * dstCol, rows, cols - h, 1)),
     );
   } else {
-    const h = rows >> 1;
+    const h = helperPart(rows);
     runtime.helper!.split('transpose', args(src, dst, h, cols, 1), () =>
       run(...args(src + 4 * h * srcRow, dst + 4 * h, rows - h, cols, 1)),
     );
@@ -175,12 +178,12 @@ export function transposeBlocksOnHeap(
   if (!splits(runtime, rows * cols * block * count)) {
     run(...args(src, dst, cols, count));
   } else if (count >= 2) {
-    const h = count >> 1;
+    const h = helperPart(count);
     runtime.helper!.split('transposeBlocks', args(src, dst, cols, h), () =>
       run(...args(src + 4 * h * srcCount, dst + 4 * h * dstCount, cols, count - h)),
     );
   } else {
-    const h = cols >> 1;
+    const h = helperPart(cols);
     runtime.helper!.split('transposeBlocks', args(src, dst, h, 1), () =>
       run(...args(src + 4 * h * block, dst + 4 * h * dstCol, cols - h, 1)),
     );
@@ -215,7 +218,7 @@ export function col2imOnHeap(runtime: WasmRuntime, col: number, dx: number, imag
     run(col, dx, images, ...shape);
     return;
   }
-  const h = images >> 1;
+  const h = helperPart(images);
   runtime.helper!.split('col2im', [col, dx, h, ...shape], () =>
     run(col + h * colBytes, dx + h * dxBytes, images - h, ...shape),
   );
@@ -237,7 +240,7 @@ function byRows(
     run(...args(0, rows));
     return;
   }
-  const h = rows >> 1;
+  const h = helperPart(rows);
   runtime.helper!.split(name, args(0, h), () => run(...args(h, rows - h)));
 }
 
@@ -295,7 +298,7 @@ export function reluGradOnHeap(runtime: WasmRuntime, dy: number, x: number, out:
     run(dy, x, out, 4 * elements);
     return;
   }
-  const h = 4 * ((elements >> 3) << 2); // bytes of the first half, a multiple of 16
+  const h = 16 * helperPart(elements >> 2); // bytes of the helper's part, a multiple of 16
   runtime.helper!.split('reluGrad', [dy, x, out, h], () => run(dy + h, x + h, out + h, 4 * elements - h));
 }
 
@@ -321,7 +324,7 @@ export function sumRowsOnHeap(
     run(x, partials, rows, width, SUM_CHUNK, stride);
     return;
   }
-  const h = (chunks >> 1) * SUM_CHUNK;
+  const h = helperPart(chunks) * SUM_CHUNK;
   runtime.helper!.split('sumRows', [x, partials, h, width, SUM_CHUNK, stride], () =>
     run(x + 4 * h * stride, partials + 4 * (h / SUM_CHUNK) * width, rows - h, width, SUM_CHUNK, stride),
   );
