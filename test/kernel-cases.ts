@@ -36,6 +36,24 @@ export function maxRelativeDifference(a: Float32Array, b: Float32Array): number 
   return worst / scale;
 }
 
+/**
+ * Asserts that two arrays hold the same values (Object.is: NaN equals NaN, 0 and -0 differ), reporting
+ * the number of mismatches and the first: a failing toEqual on arrays this long prints for minutes.
+ */
+export function expectSameValues(got: ArrayLike<number>, expected: ArrayLike<number>): void {
+  expect(got.length).toBe(expected.length);
+  let mismatches = 0;
+  let first = -1;
+  for (let i = 0; i < got.length; i++) {
+    if (!Object.is(got[i], expected[i])) {
+      mismatches++;
+      if (first < 0) first = i;
+    }
+  }
+  const where = first < 0 ? '' : `, first at ${first}: ${got[first]} instead of ${expected[first]}`;
+  expect(`${mismatches} mismatches${where}`).toBe('0 mismatches');
+}
+
 export type ConvPad =
   'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 

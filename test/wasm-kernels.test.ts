@@ -1,7 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onBackend } from './helpers.js';
-import { CONV_CASES, MAX_POOL_CASES, fusedSnnlCases, maxRelativeDifference, valuesOn as on } from './kernel-cases.js';
+import {
+  CONV_CASES,
+  MAX_POOL_CASES,
+  expectSameValues,
+  fusedSnnlCases,
+  maxRelativeDifference,
+  valuesOn as on,
+} from './kernel-cases.js';
 import { seeded } from './oracle.js';
 import { snnl } from '../src/loss/snnl.js';
 import {
@@ -161,7 +168,7 @@ describe("ReLU's gradient as one kernel (SnnlReluGrad) agrees with tfjs's compos
     };
     const expected = await on('cpu', run);
     const got = await on('wasm', run);
-    got.forEach((g, k) => expect(Array.from(g)).toEqual(Array.from(expected[k]!)));
+    got.forEach((g, k) => expectSameValues(g, expected[k]!));
   });
 });
 
@@ -200,7 +207,7 @@ describe('wasm Transpose, Slice and PadV2 agree with cpu exactly', () => {
     const run = () => [tf.transpose(tf.tensor(data, shape, dtype), perm)];
     const [expected] = await on('cpu', run);
     const [got] = await on('wasm', run);
-    expect(Array.from(got!)).toEqual(Array.from(expected!));
+    expectSameValues(got!, expected!);
     await onBackend('wasm');
     expect(tf.tidy(() => tf.transpose(tf.zeros(shape), perm).shape)).toEqual(perm.map((a) => shape[a]));
   });
@@ -217,7 +224,7 @@ describe('wasm Transpose, Slice and PadV2 agree with cpu exactly', () => {
     const run = () => [tf.slice(tf.tensor(data, shape, dtype), begin, size)];
     const [expected] = await on('cpu', run);
     const [got] = await on('wasm', run);
-    expect(Array.from(got!)).toEqual(Array.from(expected!));
+    expectSameValues(got!, expected!);
   });
 
   const pads: Array<[number[], [number, number][], number, 'float32' | 'int32']> = [
@@ -268,7 +275,7 @@ describe('wasm Transpose, Slice and PadV2 agree with cpu exactly', () => {
     const run = () => [tf.pad(tf.tensor(data, shape, dtype), paddings, value)];
     const [expected] = await on('cpu', run);
     const [got] = await on('wasm', run);
-    expect(Array.from(got!)).toEqual(Array.from(expected!));
+    expectSameValues(got!, expected!);
   });
 
   it('leaks no tensor or memory', async () => {
@@ -420,7 +427,7 @@ describe("wasm kernels without snnl's wasm runtime (their JavaScript and stock p
     const run = () => [tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), 3)))(tf.tensor(xv))];
     const [expected] = await on('cpu', run);
     const [got] = await on('wasm', run);
-    expect(Array.from(got!)).toEqual(Array.from(expected!));
+    expectSameValues(got!, expected!);
   });
 
   it('Transpose', async () => {
@@ -428,7 +435,7 @@ describe("wasm kernels without snnl's wasm runtime (their JavaScript and stock p
     const run = () => [tf.transpose(tf.tensor(data, [64, 70]), [1, 0])];
     const [expected] = await on('cpu', run);
     const [got] = await on('wasm', run);
-    expect(Array.from(got!)).toEqual(Array.from(expected!));
+    expectSameValues(got!, expected!);
   });
 
   it('Conv2DBackpropInput by columns (col2im in JavaScript)', async () => {
