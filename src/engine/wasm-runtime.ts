@@ -1,9 +1,8 @@
 /**
- * snnl's own WebAssembly functions on the wasm backend's memory (Adam's update, the transpose, col2im,
- * the fused SNNL gradient's row passes,
- * ReLU's gradient, column sums), compiled
- * once per memory, with one helper thread (src/engine/wasm-helper.ts) where the memory is shared (the
- * multithreaded build) so that a large job is split between two cores.
+ * snnl's own WebAssembly functions on the wasm backend's memory (Adam's update, transposes, col2im, the
+ * fused SNNL gradient's row passes, ReLU's gradient, column sums), compiled once per memory, with one
+ * helper thread (src/engine/wasm-helper.ts) where the memory is shared (the multithreaded build) so that
+ * a large job is split between two cores.
  */
 import { adamFunction } from './wasm-adam.js';
 import { compile, instantiate, isShared, moduleBytes, type WasmFunction, type WasmMemory } from './wasm-asm.js';
