@@ -19,6 +19,7 @@
 #include <xmmintrin.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -512,7 +513,13 @@ Napi::Value SnnlBackward(const Napi::CallbackInfo& info) {
         for (int64_t tj = 0; tj < b; tj += kTile) {
           const int64_t jEnd = std::min(b, tj + kTile);
           for (int64_t i = ti; i < iEnd; i++)
-            for (int64_t j = tj; j < jEnd; j++) pa[i * b + j] = k[i * b + j] * w[i] + k[j * b + i] * w[j];
+            for (int64_t j = tj; j < jEnd; j++) {
+              const float v = k[i * b + j] * w[i] + k[j * b + i] * w[j];
+              // Subnormal entries (exp(-D/T) of far points) make the product ~50x slower (57 ms against
+              // ~1 at b = 128, d = 3200, measured); their share of the gradient is below float32's
+              // resolution of the other terms. As the wasm kernel does.
+              pa[i * b + j] = std::fabs(v) < FLT_MIN ? 0.0f : v;
+            }
         }
         for (int64_t i = ti; i < iEnd; i++) {
           double sum = 0;
