@@ -13,7 +13,9 @@ import { seeded } from './oracle.js';
 import { snnl } from '../src/loss/snnl.js';
 import {
   collapsePermutation,
+  setBackpropFilterStrategy,
   setBackpropInputStrategy,
+  type BackpropFilterStrategy,
   type BackpropInputStrategy,
 } from '../src/engine/wasm-kernels.js';
 import { setSplitThreshold, setWasmRuntimeEnabled, SPLIT_AT } from '../src/engine/wasm-runtime.js';
@@ -296,16 +298,22 @@ describe('wasm Transpose, Slice and PadV2 agree with cpu exactly', () => {
   });
 });
 
-describe.each<[BackpropInputStrategy, number | undefined]>([
-  ['auto', undefined],
-  ['phases', undefined],
-  ['columns', undefined],
-  ['columns', 1], // one image per chunk
+describe.each<[BackpropInputStrategy, number | undefined, BackpropFilterStrategy]>([
+  ['auto', undefined, 'auto'],
+  ['phases', undefined, 'conv'],
+  ['columns', undefined, 'columns'],
+  ['columns', 1, 'conv'], // one image per chunk
 ])(
-  'wasm conv2d gradients (Conv2DBackpropFilter, Conv2DBackpropInput: %s, column limit %s) agree with cpu',
-  (way, limit) => {
-    beforeAll(() => setBackpropInputStrategy(way, limit));
-    afterAll(() => setBackpropInputStrategy('auto'));
+  'wasm conv2d gradients (Conv2DBackpropInput: %s, column limit %s; Conv2DBackpropFilter: %s) agree with cpu',
+  (way, limit, filterWay) => {
+    beforeAll(() => {
+      setBackpropInputStrategy(way, limit);
+      setBackpropFilterStrategy(filterWay);
+    });
+    afterAll(() => {
+      setBackpropInputStrategy('auto');
+      setBackpropFilterStrategy('auto');
+    });
     const random = seeded(43);
     const values = (n: number) => Array.from({ length: n }, () => random() * 2 - 1);
     it.each(CONV_CASES)('x %j filter %j stride %j pad %j', async (xShape, fShape, strides, pad) => {

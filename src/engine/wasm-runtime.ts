@@ -1,5 +1,5 @@
 /**
- * snnl's own WebAssembly functions on the wasm backend's memory (Adam's update, transposes, col2im, the
+ * snnl's own WebAssembly functions on the wasm backend's memory (Adam's update, transposes, col2im and im2col, the
  * fused SNNL gradient's row passes, ReLU's gradient, column sums), compiled once per memory, with one
  * helper thread (src/engine/wasm-helper.ts) where the memory is shared (the multithreaded build) so that
  * a large job is split between two cores.
@@ -8,6 +8,7 @@ import { adamFunction } from './wasm-adam.js';
 import { compile, instantiate, isShared, moduleBytes, type WasmFunction, type WasmMemory } from './wasm-asm.js';
 import { WasmHelper } from './wasm-helper.js';
 import { col2imFunction } from './wasm-col2im.js';
+import { im2colTFunction } from './wasm-im2col.js';
 import { reluGradFunction } from './wasm-relu-grad.js';
 import { rowCombineFunction, rowDotsFunction } from './wasm-rows.js';
 import { sumRowsFunction } from './wasm-sum.js';
@@ -22,6 +23,7 @@ const FUNCTIONS = [
   rowCombineFunction,
   reluGradFunction,
   sumRowsFunction,
+  im2colTFunction,
 ];
 
 export interface WasmRuntime {
@@ -327,4 +329,20 @@ export function sumRowsOnHeap(
   runtime.helper!.split('sumRows', [x, partials, h, width, SUM_CHUNK, stride], () =>
     run(x + 4 * h * stride, partials + 4 * (h / SUM_CHUNK) * width, rows - h, width, SUM_CHUNK, stride),
   );
+}
+
+/**
+ * The transposed column matrix (src/engine/wasm-im2col.ts) of x (byte address; images x height x width x
+ * cin) into colT (byte address; kh kw cin rows of images oh ow); split by filter rows with the helper.
+ */
+export function im2colTOnHeap(runtime: WasmRuntime, x: number, colT: number, images: number, g: Col2imGeometry): void {
+  const run = runtime.functions['im2colT']!;
+  const shape = [g.height, g.width, g.cin, g.kw, g.oh, g.ow, g.sh, g.sw, g.top, g.left];
+  const size = g.kh * g.kw * g.cin * images * g.oh * g.ow;
+  if (g.kh < 2 || !splits(runtime, size)) {
+    run(x, colT, images, ...shape, 0, g.kh);
+    return;
+  }
+  const h = helperPart(g.kh);
+  runtime.helper!.split('im2colT', [x, colT, images, ...shape, 0, h], () => run(x, colT, images, ...shape, h, g.kh));
 }
