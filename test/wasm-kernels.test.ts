@@ -447,6 +447,24 @@ describe("wasm kernels without snnl's wasm runtime (their JavaScript and stock p
     }
   });
 
+  it('Conv2DBackpropFilter by columns (the column matrix in JavaScript)', async () => {
+    setBackpropFilterStrategy('columns');
+    try {
+      const xValues = values(2 * 13 * 12 * 3);
+      const fValues = values(5 * 4 * 3 * 2);
+      const run = () => [
+        tf.grad((f: tf.Tensor) =>
+          tf.sum(tf.square(tf.conv2d(tf.tensor4d(xValues, [2, 13, 12, 3]), f as tf.Tensor4D, 2, 'same'))),
+        )(tf.tensor4d(fValues, [5, 4, 3, 2])),
+      ];
+      const [expected] = await on('cpu', run);
+      const [got] = await on('wasm', run);
+      expect(maxRelativeDifference(got!, expected!)).toBeLessThan(1e-5);
+    } finally {
+      setBackpropFilterStrategy('auto');
+    }
+  });
+
   it.each(['cosine', 'squared-euclidean'] as const)('fused SNNL, %s (transposes in JavaScript)', async (distance) => {
     const b = 24;
     const xv = values(b * 40);
