@@ -10,8 +10,8 @@
  * On wasm the update runs as a SIMD WebAssembly function on the backend's own memory (src/engine/
  * wasm-adam.ts); on the multithreaded build, whose memory is shared, a large variable's update is split
  * between this thread and one helper worker running the same function on the same memory
- * (src/engine/wasm-runtime.ts). In plain
- * JavaScript the REFERENCE CNN's 5.1 million weights took about 40 ms a step.
+ * (src/engine/wasm-runtime.ts). In plain JavaScript the REFERENCE CNN's 5.1 million weights took about
+ * 40 ms a step.
  */
 import { registerKernel, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import { helperPart, runtimeOf, splits } from './wasm-runtime.js';
