@@ -10,17 +10,23 @@
  *   m' = beta1 m + (1 - beta1) g;  v' = beta2 v + (1 - beta2) g g;
  *   value' = value - learningRate (m' / c1) / (sqrt(v' / c2) + epsilon)
  */
-import { ADD as I32_ADD, ALIGN_4, F32, get, I32, set, simd, V128, type FunctionCode } from './wasm-asm.js';
+import {
+  ADD as I32_ADD,
+  F32,
+  F32X4_SPLAT,
+  get,
+  I32,
+  set,
+  simd,
+  V128,
+  V128_LOAD,
+  V128_STORE,
+  type FunctionCode,
+} from './wasm-asm.js';
 
-const load = (address: number, index: number) => [
-  ...get(address),
-  ...get(index),
-  ...I32_ADD,
-  ...simd(0x00),
-  ...ALIGN_4,
-];
-const store = [...simd(0x0b), ...ALIGN_4];
-const SPLAT = simd(0x13);
+const load = (address: number, index: number) => [...get(address), ...get(index), ...I32_ADD, ...V128_LOAD];
+const store = V128_STORE;
+const SPLAT = F32X4_SPLAT;
 const [SQRT, ADD, SUB, MUL, DIV] = [0xe3, 0xe4, 0xe5, 0xe6, 0xe7].map(simd) as [
   number[],
   number[],

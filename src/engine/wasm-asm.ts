@@ -54,6 +54,21 @@ export const ALIGN_4 = [0x02, 0x00];
 export const F32_LOAD = [0x2a, ...ALIGN_4];
 export const F32_STORE = [0x38, ...ALIGN_4];
 
+export const AND = [0x71];
+/** if / else / end of a block with no result. */
+export const IF = [0x04, 0x40];
+export const ELSE = [0x05];
+export const END = [0x0b];
+/** v128 load and store, 4-byte alignment (float32 data), offset 0. */
+export const V128_LOAD = [...simd(0x00), ...ALIGN_4];
+export const V128_STORE = [...simd(0x0b), ...ALIGN_4];
+export const F32X4_SPLAT = simd(0x13);
+export const F32X4_ADD = simd(0xe4);
+export const F32X4_MUL = simd(0xe6);
+
+/** The product of two i32 locals. */
+export const times = (a: number, b: number) => [...get(a), ...get(b), ...MUL];
+
 /** min(a, b) of two unsigned i32 expressions. */
 export const minU = (a: number[], b: number[]) => [...a, ...b, ...a, ...b, ...LT, ...SELECT];
 

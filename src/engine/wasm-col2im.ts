@@ -11,34 +11,32 @@
  */
 import {
   ADD,
-  ALIGN_4,
+  AND,
+  END,
   F32_LOAD,
   F32_STORE,
+  F32X4_ADD,
   forLoop,
   get,
   I32,
   i32,
+  IF,
   LT,
   MUL,
   set,
-  simd,
   SUB,
+  times,
+  V128_LOAD,
+  V128_STORE,
   type FunctionCode,
 } from './wasm-asm.js';
 
 const [COL, DX, IMAGES, OH, OW, KH, KW, SH, SW, TOP, LEFT, HEIGHT, WIDTH, CIN] = [
   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
 ];
-const [N, OY, OX, KY, KX, IY, IX, ROW, SRC, DST, END4, END] = [14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25];
+const [N, OY, OX, KY, KX, IY, IX, ROW, SRC, DST, END4, RUN_END] = [14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25];
 
-const times = (a: number, b: number) => [...get(a), ...get(b), ...MUL];
-const AND = [0x71];
-const IF = [0x04, 0x40];
-const END_BLOCK = [0x0b];
 const F32_ADD = [0x92];
-const V128_LOAD = [...simd(0x00), ...ALIGN_4];
-const V128_STORE = [...simd(0x0b), ...ALIGN_4];
-const F32X4_ADD = simd(0xe4);
 
 const addRun = [
   // src = row + 4 (ky kw + kx) cin;  dst = dx + 4 ((n height + iy) width + ix) cin
@@ -46,12 +44,12 @@ const addRun = [
   ...[...get(DX), ...times(N, HEIGHT), ...get(IY), ...ADD, ...get(WIDTH), ...MUL, ...get(IX), ...ADD],
   ...[...get(CIN), ...MUL, ...i32(4), ...MUL, ...ADD, ...set(DST)],
   ...[...get(DST), ...get(CIN), ...i32(-4), ...AND, ...i32(4), ...MUL, ...ADD, ...set(END4)],
-  ...[...get(DST), ...get(CIN), ...i32(4), ...MUL, ...ADD, ...set(END)],
+  ...[...get(DST), ...get(CIN), ...i32(4), ...MUL, ...ADD, ...set(RUN_END)],
   ...forLoop(DST, get(DST), get(END4), i32(16), [
     ...[...get(DST), ...get(DST), ...V128_LOAD, ...get(SRC), ...V128_LOAD, ...F32X4_ADD, ...V128_STORE],
     ...[...get(SRC), ...i32(16), ...ADD, ...set(SRC)],
   ]),
-  ...forLoop(DST, get(DST), get(END), i32(4), [
+  ...forLoop(DST, get(DST), get(RUN_END), i32(4), [
     ...[...get(DST), ...get(DST), ...F32_LOAD, ...get(SRC), ...F32_LOAD, ...F32_ADD, ...F32_STORE],
     ...[...get(SRC), ...i32(4), ...ADD, ...set(SRC)],
   ]),
@@ -72,9 +70,9 @@ export const col2imFunction: FunctionCode = {
             ...[...get(IY), ...get(HEIGHT), ...LT, ...IF],
             ...forLoop(KX, i32(0), get(KW), i32(1), [
               ...[...times(OX, SW), ...get(LEFT), ...SUB, ...get(KX), ...ADD, ...set(IX)],
-              ...[...get(IX), ...get(WIDTH), ...LT, ...IF, ...addRun, ...END_BLOCK],
+              ...[...get(IX), ...get(WIDTH), ...LT, ...IF, ...addRun, ...END],
             ]),
-            ...END_BLOCK,
+            ...END,
           ]),
           // the next column row: kh kw cin floats on
           ...[...get(ROW), ...times(KH, KW), ...get(CIN), ...MUL, ...i32(4), ...MUL, ...ADD, ...set(ROW)],

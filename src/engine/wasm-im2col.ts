@@ -6,19 +6,32 @@
  *   colT[(ky kw + kx) cin + ci, (n oh + oy) ow + ox] = x[n, oy sh - top + ky, ox sw - left + kx, ci]
  *   for filter rows ky0 <= ky < ky1 (colT is the whole matrix; those rows are written)
  */
-import { ADD, F32_LOAD, F32_STORE, forLoop, get, I32, i32, LT, MUL, set, SUB, type FunctionCode } from './wasm-asm.js';
+import {
+  ADD,
+  ELSE,
+  END,
+  F32_LOAD,
+  F32_STORE,
+  forLoop,
+  get,
+  I32,
+  i32,
+  IF,
+  LT,
+  MUL,
+  set,
+  SUB,
+  times,
+  type FunctionCode,
+} from './wasm-asm.js';
 
 const [X, COLT, IMAGES, HEIGHT, WIDTH, CIN, KW, OH, OW, SH, SW, TOP, LEFT, KY0, KY1] = [
   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
 ];
 const [KY, KX, CI, N, OY, OX, IY, IX, K, BASE] = [15, 16, 17, 18, 19, 20, 21, 22, 23, 24];
 
-const times = (a: number, b: number) => [...get(a), ...get(b), ...MUL];
-const IF = [0x04, 0x40];
 /** if with a float32 result */
 const IF_F32 = [0x04, 0x7d];
-const ELSE = [0x05];
-const END = [0x0b];
 const F32_ZERO = [0x43, 0x00, 0x00, 0x00, 0x00];
 
 export const im2colTFunction: FunctionCode = {

@@ -4,13 +4,23 @@
  *
  *   reluGrad(dy, x, out, bytes)   (addresses in bytes; bytes a multiple of 16)
  */
-import { ADD, ALIGN_4, forLoop, get, I32, i32, set, simd, V128, type FunctionCode } from './wasm-asm.js';
+import {
+  ADD,
+  F32X4_MUL,
+  forLoop,
+  get,
+  I32,
+  i32,
+  set,
+  simd,
+  V128,
+  V128_LOAD,
+  V128_STORE,
+  type FunctionCode,
+} from './wasm-asm.js';
 
-const V128_LOAD = [...simd(0x00), ...ALIGN_4];
-const V128_STORE = [...simd(0x0b), ...ALIGN_4];
 const F32X4_NE = simd(0x42);
 const F32X4_GT = simd(0x44);
-const F32X4_MUL = simd(0xe6);
 const BITSELECT = simd(0x52);
 const f32x4 = (v: number) => {
   const bytes = new Uint8Array(new Float32Array([v, v, v, v]).buffer);

@@ -9,13 +9,26 @@
  *
  * Addresses in bytes; `stride` in floats. The caller does the last width % 4 columns.
  */
-import { ADD, ALIGN_4, forLoop, get, I32, i32, MUL, set, simd, V128, type FunctionCode } from './wasm-asm.js';
+import {
+  ADD,
+  F32_LOAD,
+  F32X4_ADD,
+  F32X4_MUL,
+  F32X4_SPLAT,
+  forLoop,
+  get,
+  I32,
+  i32,
+  MUL,
+  set,
+  simd,
+  times,
+  V128,
+  V128_LOAD,
+  V128_STORE,
+  type FunctionCode,
+} from './wasm-asm.js';
 
-const V128_LOAD = [...simd(0x00), ...ALIGN_4];
-const V128_STORE = [...simd(0x0b), ...ALIGN_4];
-const F32X4_MUL = simd(0xe6);
-const F32X4_ADD = simd(0xe4);
-const F32X4_SPLAT = simd(0x13);
 const F64X2_PROMOTE_LOW = simd(0x5f);
 const F64X2_ADD = simd(0xf0);
 /** i8x16.shuffle moving lanes 2, 3 of the float32 vector to lanes 0, 1. */
@@ -23,9 +36,6 @@ const HIGH_TO_LOW = [...simd(0x0d), 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 
 const f64x2Lane = (lane: number) => [...simd(0x21), lane];
 const F64_ADD = [0xa0];
 const F64_STORE = [0x39, 0x03, 0x00];
-const F32_LOAD = [0x2a, ...ALIGN_4];
-
-const times = (a: number, b: number) => [...get(a), ...get(b), ...MUL];
 
 // rowDots: params 0 x, 1 y, 2 out, 3 rows, 4 width, 5 stride; locals 6 i, 7 p (x byte address), 8 q, 9 end,
 // 10 v (v128 product), 11-12 accumulators (f64x2).

@@ -9,11 +9,20 @@
  *
  * The chunks keep float32 sums short; the caller adds the partial sums in double precision.
  */
-import { ADD, ALIGN_4, forLoop, get, I32, i32, MUL, set, simd, type FunctionCode } from './wasm-asm.js';
+import {
+  ADD,
+  F32X4_ADD,
+  forLoop,
+  get,
+  I32,
+  i32,
+  MUL,
+  set,
+  V128_LOAD,
+  V128_STORE,
+  type FunctionCode,
+} from './wasm-asm.js';
 
-const V128_LOAD = [...simd(0x00), ...ALIGN_4];
-const V128_STORE = [...simd(0x0b), ...ALIGN_4];
-const F32X4_ADD = simd(0xe4);
 const DIV_U = [0x6e];
 
 const [X, PARTIALS, ROWS, WIDTH, CHUNK, STRIDE] = [0, 1, 2, 3, 4, 5];

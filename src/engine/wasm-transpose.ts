@@ -10,6 +10,7 @@
  */
 import {
   ADD,
+  AND,
   F32_LOAD,
   F32_STORE,
   forLoop,
@@ -19,19 +20,17 @@ import {
   minU,
   MUL,
   set,
-  simd,
   SUB,
+  times,
+  V128_LOAD,
+  V128_STORE,
   type FunctionCode,
 } from './wasm-asm.js';
-
-const AND = [0x71];
 
 const TILE = 32;
 
 const [SRC, DST, ROWS, COLS, SRC_ROW, DST_COL, COUNT, SRC_COUNT, DST_COUNT] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
 const [Q, R0, R1, C0, C1, C, S, D, D_END, SQ, DQ] = [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
-
-const times = (a: number, b: number) => [...get(a), ...get(b), ...MUL];
 
 export const transposeFunction: FunctionCode = {
   name: 'transpose',
@@ -72,8 +71,6 @@ export const transposeFunction: FunctionCode = {
  */
 const BLOCK = 9;
 const [BQ, BR, BC, BS, BD, BSQ, BDQ, BE, BE4] = [10, 11, 12, 13, 14, 15, 16, 17, 18];
-const V128_LOAD = [...simd(0x00), 0x02, 0x00];
-const V128_STORE = [...simd(0x0b), 0x02, 0x00];
 
 export const transposeBlocksFunction: FunctionCode = {
   name: 'transposeBlocks',
