@@ -282,6 +282,47 @@ export function setBackpropFilterStrategy(strategy: BackpropFilterStrategy): voi
  */
 const FILTER_COLUMNS_TAPS = 512;
 
+/** A convolution's geometry as the column functions take it (src/engine/wasm-runtime.ts). */
+function columnsGeometry(info: backend_util.Conv2DInfo): Col2imGeometry {
+  return {
+    oh: info.outHeight,
+    ow: info.outWidth,
+    kh: info.filterHeight,
+    kw: info.filterWidth,
+    sh: info.strideHeight,
+    sw: info.strideWidth,
+    top: info.padInfo.top,
+    left: info.padInfo.left,
+    height: info.inHeight,
+    width: info.inWidth,
+    cin: info.inChannels,
+  };
+}
+
+/** col2im in JavaScript (src/engine/wasm-col2im.ts states it) for images [n0, n0 + count), where the runtime does not run. */
+function col2imInJs(from: Float32Array, to: Float32Array, n0: number, count: number, g: Col2imGeometry): void {
+  const { oh, ow, kh, kw, sh, sw, top, left, height, width, cin } = g;
+  const span = kh * kw * cin;
+  let row = 0;
+  for (let b = n0; b < n0 + count; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++, row += span) {
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * sh - top + ky;
+          if (iy < 0 || iy >= height) continue;
+          for (let kx = 0; kx < kw; kx++) {
+            const ix = ox * sw - left + kx;
+            if (ix < 0 || ix >= width) continue;
+            const src = row + (ky * kw + kx) * cin;
+            const dst = ((b * height + iy) * width + ix) * cin;
+            for (let ch = 0; ch < cin; ch++) to[dst + ch] = to[dst + ch]! + from[src + ch]!;
+          }
+        }
+      }
+    }
+  }
+}
+
 /** The transposed column matrix in JavaScript (src/engine/wasm-im2col.ts states it), where the runtime does not run. */
 function columnsTInJs(from: Float32Array, to: Float32Array, images: number, g: Col2imGeometry): void {
   const { oh, ow, kh, kw, sh, sw, top, left, height, width, cin } = g;
@@ -323,15 +364,14 @@ function backpropFilterByColumns(
 ): TensorInfo {
   const wasm = backend as WasmHeap;
   const c = new Composer(backend);
-  const [n, height, width, cin] = x.shape as [number, number, number, number];
-  const { filterHeight: kh, filterWidth: kw, outHeight: oh, outWidth: ow, outChannels: cout } = info;
-  const { strideHeight: sh, strideWidth: sw } = info;
-  const { top, left } = info.padInfo;
+  const n = x.shape[0]!;
+  const geometry = columnsGeometry(info);
+  const { oh, ow, kh, kw, cin } = geometry;
+  const cout = info.outChannels;
   const span = kh * kw * cin;
   const rows = n * oh * ow;
   const colT = c.keep(wasm.makeOutput([1, span, rows], 'float32'));
   const runtime = runtimeOf(backend);
-  const geometry = { oh, ow, kh, kw, sh, sw, top, left, height, width, cin };
   if (runtime !== null) {
     const at = (t: TensorInfo) => wasm.typedArrayFromHeap(t).byteOffset;
     im2colTOnHeap(runtime, at(x), at(colT), n, geometry);
@@ -410,8 +450,8 @@ function columnsCost(info: backend_util.Conv2DInfo, n: number): number {
 
 /**
  * dx by columns: the column matrix col = dy W^T ([n oh ow, kh kw cin], one fast product with no
- * wasted multiply) and then each column row added into the dx window it came from ("col2im", in
- * JavaScript on the wasm heap). In chunks of whole images so that col stays under the column limit.
+ * wasted multiply) and then each column row added into the dx window it came from ("col2im",
+ * src/engine/wasm-col2im.ts). In chunks of whole images so that col stays under the column limit.
  */
 function backpropInputByColumns(
   dy: TensorInfo,
@@ -421,10 +461,9 @@ function backpropInputByColumns(
 ): TensorInfo {
   const wasm = backend as WasmHeap;
   const c = new Composer(backend);
-  const [n, oh, ow, cout] = dy.shape as [number, number, number, number];
-  const { inHeight: height, inWidth: width, inChannels: cin, filterHeight: kh, filterWidth: kw } = info;
-  const { strideHeight: sh, strideWidth: sw } = info;
-  const { top, left } = info.padInfo;
+  const [n, , , cout] = dy.shape as [number, number, number, number];
+  const geometry = columnsGeometry(info);
+  const { oh, ow, kh, kw, height, width, cin } = geometry;
   const span = kh * kw * cin;
   const flatFilter = c.run(Reshape, { x: filter }, { shape: [span, cout] });
   const wt = c.run(Reshape, { x: c.run(Transpose, { x: flatFilter }, { perm: [1, 0] }) }, { shape: [1, cout, span] });
@@ -433,7 +472,6 @@ function backpropInputByColumns(
   wasm.typedArrayFromHeap(dx).fill(0);
   const perChunk = Math.max(1, Math.floor(columnLimit / (oh * ow * span)));
   const runtime = runtimeOf(backend);
-  const geometry = { oh, ow, kh, kw, sh, sw, top, left, height, width, cin };
   for (let n0 = 0; n0 < n; n0 += perChunk) {
     const count = Math.min(perChunk, n - n0);
     const part =
@@ -446,26 +484,7 @@ function backpropInputByColumns(
       col2imOnHeap(runtime, wasm.typedArrayFromHeap(col).byteOffset, dxAt, count, geometry);
     } else {
       // Views after the allocations: a growing heap detaches views taken before it.
-      const from = wasm.typedArrayFromHeap(col);
-      const to = wasm.typedArrayFromHeap(dx);
-      let row = 0;
-      for (let b = n0; b < n0 + count; b++) {
-        for (let oy = 0; oy < oh; oy++) {
-          for (let ox = 0; ox < ow; ox++, row += span) {
-            for (let ky = 0; ky < kh; ky++) {
-              const iy = oy * sh - top + ky;
-              if (iy < 0 || iy >= height) continue;
-              for (let kx = 0; kx < kw; kx++) {
-                const ix = ox * sw - left + kx;
-                if (ix < 0 || ix >= width) continue;
-                const src = row + (ky * kw + kx) * cin;
-                const dst = ((b * height + iy) * width + ix) * cin;
-                for (let ch = 0; ch < cin; ch++) to[dst + ch] = to[dst + ch]! + from[src + ch]!;
-              }
-            }
-          }
-        }
-      }
+      col2imInJs(wasm.typedArrayFromHeap(col), wasm.typedArrayFromHeap(dx), n0, count, geometry);
     }
     wasm.disposeData(col.dataId);
     if (part !== flatDy) wasm.disposeData(part.dataId);
