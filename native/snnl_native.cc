@@ -8,7 +8,7 @@
 // synchronous training loop would grow without bound. Images are NHWC in TensorFlow.js: an NHWC buffer
 // is an NCHW tensor in channels-last layout, which is what ATen's convolutions prefer.
 //
-// The JavaScript side (src/engine/native-backend.ts) validates shapes and attributes and computes the
+// The JavaScript side (src/engine/native/) validates shapes and attributes and computes the
 // convolution geometry; this file only does arithmetic.
 #include <napi.h>
 
@@ -178,7 +178,8 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
 }
 
 // matMul(out, a, aShape, b, bShape, transposeA, transposeB, bias | null, biasShape, activation, outShape)
-// activation: 0 none, 1 relu.
+enum Activation { kLinear, kReluActivation };
+
 Napi::Value MatMul(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     auto a = floats(info[1], toShape(info[2]));
@@ -202,7 +203,7 @@ Napi::Value MatMul(const Napi::CallbackInfo& info) {
       at::matmul_out(out, a, b);
       if (bias.defined()) out.add_(bias);
     }
-    if (info[9].As<Napi::Number>().Int32Value() == 1) out.relu_();
+    if (info[9].As<Napi::Number>().Int32Value() == kReluActivation) out.relu_();
   });
 }
 
@@ -333,7 +334,7 @@ Napi::Value Pad(const Napi::CallbackInfo& info) {
   });
 }
 
-// ---- The Soft Nearest Neighbor Loss, fused (src/loss/fused.ts states the contract) ----
+// ---- The Soft Nearest Neighbor Loss, fused (src/loss/fused.ts states the contract; docs/reference.md the math) ----
 
 enum Distance { kSquaredEuclidean, kEuclidean, kCosine };
 constexpr double kCosineNormFloor = 1e-12;
@@ -605,6 +606,27 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 
 Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
 
+// The numeric codes of the generic ops, by the tfjs kernel (or activation, or distance) each runs. The
+// JavaScript side declares the same tables (src/kernel-names.ts) and refuses an addon whose codes differ.
+Napi::Value Codes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto table = [&](std::initializer_list<std::pair<const char*, int>> items) {
+    auto object = Napi::Object::New(env);
+    for (const auto& [name, code] : items) object.Set(name, code);
+    return object;
+  };
+  auto codes = Napi::Object::New(env);
+  codes.Set("unary", table({{"Relu", kRelu}, {"Neg", kNeg}, {"Step", kStep}, {"Square", kSquare}, {"Exp", kExp},
+                            {"Log", kLog}, {"Sqrt", kSqrt}, {"Sigmoid", kSigmoid}, {"Tanh", kTanh}, {"Abs", kAbs},
+                            {"Rsqrt", kRsqrt}, {"Reciprocal", kReciprocal}}));
+  codes.Set("binary", table({{"Add", kAdd}, {"Sub", kSub}, {"Multiply", kMul}, {"RealDiv", kDiv},
+                             {"Maximum", kMaximum}, {"Minimum", kMinimum}, {"SquaredDifference", kSquaredDifference}}));
+  codes.Set("reduce", table({{"Sum", kSum}, {"Max", kMax}, {"Min", kMin}, {"Mean", kMean}}));
+  codes.Set("activation", table({{"linear", kLinear}, {"relu", kReluActivation}}));
+  codes.Set("distance", table({{"squared-euclidean", kSquaredEuclidean}, {"euclidean", kEuclidean}, {"cosine", kCosine}}));
+  return codes;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // A training step allocates and frees the same large buffers every step. glibc serves blocks above
   // 128 KiB with fresh mmap()s by default, so every output would pay page faults on first touch (a
@@ -629,6 +651,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adam", Napi::Function::New(env, Adam));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("threads", Napi::Function::New(env, Threads));
+  exports.Set("codes", Napi::Function::New(env, Codes));
   return exports;
 }
 

@@ -10,8 +10,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect } from 'vitest';
-import { loadAddon } from '../src/engine/native-addon.js';
-import { acceleratedKernels } from '../src/engine/native-backend.js';
+import { codeMismatch, loadAddon, type NativeAddon } from '../src/engine/native/addon.js';
+import { NATIVE_CODES } from '../src/kernel-names.js';
+import { acceleratedKernels } from '../src/engine/native/register.js';
 import { buildNetwork } from '../src/models/models.js';
 import { FusedAdamOptimizer } from '../src/training/optimizer.js';
 import { trainStep } from '../src/training/step.js';
@@ -51,6 +52,30 @@ describe('native backend', () => {
     // Not accelerated, still there: the cpu kernel.
     expect(tf.getKernel('Cumsum', 'native')).toBeDefined();
     expect(tf.tidy(() => Array.from(tf.cumsum(tf.tensor1d([1, 2, 3])).dataSync()))).toEqual([1, 3, 6]);
+  });
+});
+
+describe('the op codes shared with C++ (src/kernel-names.ts)', () => {
+  test('the built addon reports the same codes as the TypeScript table', () => {
+    const loaded = loadAddon() as { addon: NativeAddon };
+    expect(loaded.addon.codes()).toEqual(JSON.parse(JSON.stringify(NATIVE_CODES)));
+    expect(codeMismatch(loaded.addon)).toBeUndefined();
+  });
+});
+
+describe('an addon whose codes differ is refused', () => {
+  // No addon needed: the check is on what `codes()` returns.
+  const codes = () => JSON.parse(JSON.stringify(NATIVE_CODES)) as ReturnType<NativeAddon['codes']>;
+  const it = needs(true, '');
+  it('names the table, the op and both codes', () => {
+    const swapped = codes();
+    swapped.binary['Sub'] = 2;
+    expect(codeMismatch({ codes: () => swapped })).toBe('binary op Sub is 2 in the addon, 1 here');
+    const extra = codes();
+    extra.unary['Erf'] = 12;
+    expect(codeMismatch({ codes: () => extra })).toBe('unary op Erf is 12 in the addon, undefined here');
+    expect(codeMismatch({} as NativeAddon)).toBe('it does not report its op codes');
+    expect(codeMismatch({ codes: codes })).toBeUndefined();
   });
 });
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { FusedAdamOptimizer } from '../src/training/optimizer.js';
 import { BACKENDS_UNDER_TEST, onBackend } from './helpers.js';
-import { setSplitThreshold, SPLIT_AT } from '../src/engine/wasm-runtime.js';
+import { setSplitThreshold, SPLIT_AT } from '../src/engine/wasm/simd/runtime.js';
 import { seeded } from './oracle.js';
 
 /** Values of two variables after `steps` Adam steps on a small least-squares problem. */

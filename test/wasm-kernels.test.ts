@@ -11,14 +11,10 @@ import {
 } from './kernel-cases.js';
 import { seeded } from './oracle.js';
 import { snnl } from '../src/loss/snnl.js';
-import {
-  collapsePermutation,
-  setBackpropFilterStrategy,
-  setBackpropInputStrategy,
-  type BackpropFilterStrategy,
-  type BackpropInputStrategy,
-} from '../src/engine/wasm-kernels.js';
-import { setSplitThreshold, setWasmRuntimeEnabled, SPLIT_AT } from '../src/engine/wasm-runtime.js';
+import { collapsePermutation } from '../src/engine/wasm/layout.js';
+import { setBackpropFilterStrategy, type BackpropFilterStrategy } from '../src/engine/wasm/conv-backprop-filter.js';
+import { setBackpropInputStrategy, type BackpropInputStrategy } from '../src/engine/wasm/conv-backprop-input.js';
+import { setSplitThreshold, setWasmRuntimeEnabled, SPLIT_AT } from '../src/engine/wasm/simd/runtime.js';
 
 // Jobs from 4096 elements are split with the helper thread (the default threshold is larger than these
 // cases), so that every split path runs.

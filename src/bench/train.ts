@@ -17,7 +17,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, useBackend } from '../engine/backend.js';
-import { ENABLE_NATIVE, loadAddon } from '../engine/native-addon.js';
+import { ENABLE_NATIVE, loadAddon } from '../engine/native/addon.js';
 import { snnl } from '../loss/snnl.js';
 import { buildNetwork, type ModelName } from '../models/models.js';
 import { trainStep } from '../training/step.js';

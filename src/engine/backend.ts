@@ -15,10 +15,12 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { InputError } from '../errors.js';
-import { installWasmKernels } from './wasm-kernels.js';
-import { registerThreadedWasm, unrefWasmThreads } from './wasm-threads.js';
-import { ENABLE_NATIVE, loadAddon, type NativeAddon } from './native-addon.js';
-import { registerNativeBackend } from './native-backend.js';
+import { registerCpuKernels } from './cpu/register.js';
+import { registerGradients } from './gradients.js';
+import { ENABLE_NATIVE, loadAddon, type NativeAddon } from './native/addon.js';
+import { registerNativeBackend } from './native/register.js';
+import { registerWasmKernels } from './wasm/register.js';
+import { registerThreadedWasm, unrefWasmThreads } from './wasm/threads.js';
 
 export const BACKENDS = ['auto', 'native', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -45,7 +47,7 @@ let wasmPrepared = false;
 async function prepareWasm(): Promise<void> {
   if (wasmPrepared) return;
   wasmPrepared = true;
-  installWasmKernels();
+  registerWasmKernels();
   const threads = threadsWanted();
   if (threads === 1) return;
   const stock = tf.findBackendFactory('wasm');
@@ -79,6 +81,8 @@ export async function useBackend(choice?: string): Promise<string> {
   const fromEnv = choice === undefined && process.env['SNNL_BACKEND'] !== undefined;
   const subject = fromEnv ? 'SNNL_BACKEND' : '--backend';
   const name = parseBackend(choice ?? process.env['SNNL_BACKEND'], subject);
+  registerGradients();
+  registerCpuKernels();
   let target: string = name;
   if (name === 'auto' || name === 'native') {
     const native = prepareNative();

@@ -96,7 +96,7 @@ const euclidean: Distance = {
 };
 
 /** Norms below this are clamped, as torch.nn.functional.normalize does. */
-const COSINE_NORM_FLOOR = 1e-12;
+export const COSINE_NORM_FLOOR = 1e-12;
 
 const cosine: Distance = {
   name: 'cosine',

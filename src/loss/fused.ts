@@ -15,17 +15,9 @@
  * epsilon < 0 selects the log-sum-exp formula, epsilon >= 0 the reference formula with that epsilon.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { DistanceName } from './distance.js';
+import { SNNL_ROWS, SNNL_ROWS_GRAD, type SnnlFusedAttrs } from '../kernel-names.js';
 
-export const SNNL_ROWS = 'SnnlFusedRows';
-export const SNNL_ROWS_GRAD = 'SnnlFusedRowsGrad';
-
-export interface SnnlFusedAttrs {
-  distance: DistanceName;
-  temperature: number;
-  /** < 0: the log-sum-exp formula; otherwise the reference formula's epsilon. */
-  epsilon: number;
-}
+export type { SnnlFusedAttrs };
 
 /** Whether the backend in use has both fused kernels. */
 export function fusedKernelsAvailable(): boolean {

@@ -6,15 +6,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { asColumn, asRow } from './shape.js';
 import type { Labels, SnnlOptions } from './options.js';
-import { makeBatch } from './snnl.js';
+import { makeBatch } from './batch.js';
 import { REFERENCE_EPSILON } from './presets.js';
+import { COSINE_NORM_FLOOR } from './distance.js';
 
 function pairwiseDistances(x: tf.Tensor2D, distance: string): tf.Tensor2D {
   const b = x.shape[0];
   const offDiagonal = tf.sub(1, tf.eye(b));
   let d: tf.Tensor2D;
   if (distance === 'cosine') {
-    const unit = tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D;
+    const unit = tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), COSINE_NORM_FLOOR)) as tf.Tensor2D;
     d = tf.sub(1, tf.matMul(unit, unit, false, true)) as tf.Tensor2D;
   } else {
     const sq = tf.sum(tf.square(x), 1);

@@ -1,9 +1,10 @@
 /**
- * Adam with the fused update kernel where the backend has it (wasm, cpu), tfjs's own update elsewhere.
+ * Adam with the fused update kernel where the backend in use registers it (src/engine/backend.ts does,
+ * for native, wasm and cpu), tfjs's own update elsewhere.
  * Same state and serialization as tf.train.adam (getWeights / setWeights), so checkpoints are unchanged.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_ADAM, registerFusedAdam, type FusedAdamAttrs } from '../engine/fused-adam.js';
+import { FUSED_ADAM, type FusedAdamAttrs } from '../kernel-names.js';
 
 interface AdamState {
   accumulatedFirstMoment: Array<{ originalName: string; variable: tf.Variable } | undefined>;
@@ -20,7 +21,6 @@ interface AdamState {
 export class FusedAdamOptimizer extends tf.AdamOptimizer {
   constructor(learningRate: number, beta1 = 0.9, beta2 = 0.999) {
     super(learningRate, beta1, beta2);
-    registerFusedAdam();
   }
 
   override applyGradients(variableGradients: Parameters<tf.AdamOptimizer['applyGradients']>[0]): void {

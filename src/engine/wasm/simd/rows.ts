@@ -1,5 +1,5 @@
 /**
- * Row passes of the fused SNNL gradient as WebAssembly SIMD functions (src/engine/wasm-asm.ts), over
+ * Row passes of the fused SNNL gradient as WebAssembly SIMD functions (src/engine/wasm/simd/asm.ts), over
  * the first `width` (a multiple of 4) floats of each row of a [rows, stride] matrix:
  *
  *   rowDots(x, y, out, rows, width, stride)    out[i] (f64) = sum_k x[i, k] y[i, k], products in float32,
@@ -27,7 +27,7 @@ import {
   V128_LOAD,
   V128_STORE,
   type FunctionCode,
-} from './wasm-asm.js';
+} from './asm.js';
 
 const F64X2_PROMOTE_LOW = simd(0x5f);
 const F64X2_ADD = simd(0xf0);

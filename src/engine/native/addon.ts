@@ -6,11 +6,11 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { NATIVE_CODES, type NativeCodes } from '../../kernel-names.js';
 
 type F = Float32Array;
 type Pads = [number, number, number, number];
 
-/** The addon's functions (argument order as in native/snnl_native.cc). */
 /**
  * The addon's functions (argument order as in native/snnl_native.cc): each writes into the output
  * array(s) given first, allocated by the caller.
@@ -119,10 +119,12 @@ export interface NativeAddon {
   ): void;
   setThreads(n: number): number;
   threads(): number;
+  /** The codes of its generic ops, from its C++ enums (checked against src/kernel-names.ts at load). */
+  codes(): NativeCodes;
 }
 
-/** Where `npm run build:native` leaves the addon, from dist/engine or src/engine. */
-export const ADDON_PATH = join(import.meta.dirname, '..', '..', 'native', 'build', 'Release', 'snnl_native.node');
+/** Where `npm run build:native` leaves the addon, from dist/engine/native or src/engine/native. */
+export const ADDON_PATH = join(import.meta.dirname, '..', '..', '..', 'native', 'build', 'Release', 'snnl_native.node');
 
 /** The addon to load: SNNL_NATIVE_ADDON (another build, or a missing file to test without it), else ADDON_PATH. */
 export function addonPath(): string {
@@ -142,11 +144,28 @@ export function loadAddon(): { addon: NativeAddon } | { reason: string } {
     cached = { reason: `the native addon is not built (no ${path})` };
   } else {
     try {
-      cached = { addon: createRequire(import.meta.url)(path) as NativeAddon };
+      const addon = createRequire(import.meta.url)(path) as NativeAddon;
+      const mismatch = codeMismatch(addon);
+      cached = mismatch === undefined ? { addon } : { reason: `the native addon is stale (${mismatch}); rebuild it` };
     } catch (error) {
       const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
       cached = { reason: `the native addon failed to load (${message})` };
     }
   }
   return cached;
+}
+
+/** Where the addon's op codes differ from src/kernel-names.ts (an addon built from other sources), if anywhere. */
+export function codeMismatch(addon: Pick<NativeAddon, 'codes'>): string | undefined {
+  if (typeof addon.codes !== 'function') return 'it does not report its op codes';
+  const theirs = addon.codes();
+  for (const [table, ours] of Object.entries(NATIVE_CODES) as Array<[keyof NativeCodes, Record<string, number>]>) {
+    const names = new Set([...Object.keys(ours), ...Object.keys(theirs[table] ?? {})]);
+    for (const name of names) {
+      if (theirs[table]?.[name] !== ours[name]) {
+        return `${table} op ${name} is ${String(theirs[table]?.[name])} in the addon, ${String(ours[name])} here`;
+      }
+    }
+  }
+  return undefined;
 }

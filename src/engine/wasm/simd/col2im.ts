@@ -1,5 +1,5 @@
 /**
- * col2im as a WebAssembly SIMD function (src/engine/wasm-asm.ts): adds each row of the column matrix
+ * col2im as a WebAssembly SIMD function (src/engine/wasm/simd/asm.ts): adds each row of the column matrix
  * of a convolution's input gradient back into the input window it came from.
  *
  *   col2im(col, dx, images, oh, ow, kh, kw, sh, sw, top, left, height, width, cin)   (addresses in bytes)
@@ -29,7 +29,7 @@ import {
   V128_LOAD,
   V128_STORE,
   type FunctionCode,
-} from './wasm-asm.js';
+} from './asm.js';
 
 const [COL, DX, IMAGES, OH, OW, KH, KW, SH, SW, TOP, LEFT, HEIGHT, WIDTH, CIN] = [
   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,

@@ -1,18 +1,18 @@
 /**
  * snnl's own WebAssembly functions on the wasm backend's memory (Adam's update, transposes, col2im and im2col, the
  * fused SNNL gradient's row passes, ReLU's gradient, column sums), compiled once per memory, with one
- * helper thread (src/engine/wasm-helper.ts) where the memory is shared (the multithreaded build) so that
+ * helper thread (src/engine/wasm/simd/helper.ts) where the memory is shared (the multithreaded build) so that
  * a large job is split between two cores.
  */
-import { adamFunction } from './wasm-adam.js';
-import { compile, instantiate, isShared, moduleBytes, type WasmFunction, type WasmMemory } from './wasm-asm.js';
-import { WasmHelper } from './wasm-helper.js';
-import { col2imFunction } from './wasm-col2im.js';
-import { im2colTFunction } from './wasm-im2col.js';
-import { reluGradFunction } from './wasm-relu-grad.js';
-import { rowCombineFunction, rowDotsFunction } from './wasm-rows.js';
-import { sumRowsFunction } from './wasm-sum.js';
-import { transposeBlocksFunction, transposeFunction } from './wasm-transpose.js';
+import { adamFunction } from './adam.js';
+import { compile, instantiate, isShared, moduleBytes, type WasmFunction, type WasmMemory } from './asm.js';
+import { WasmHelper } from './helper.js';
+import { col2imFunction } from './col2im.js';
+import { im2colTFunction } from './im2col.js';
+import { reluGradFunction } from './relu-grad.js';
+import { rowCombineFunction, rowDotsFunction } from './rows.js';
+import { sumRowsFunction } from './sum.js';
+import { transposeBlocksFunction, transposeFunction } from './transpose.js';
 
 const FUNCTIONS = [
   adamFunction,
@@ -191,7 +191,7 @@ export function transposeBlocksOnHeap(
   }
 }
 
-/** A convolution's geometry as col2im takes it (src/engine/wasm-col2im.ts). */
+/** A convolution's geometry as col2im takes it (src/engine/wasm/simd/col2im.ts). */
 export interface Col2imGeometry {
   oh: number;
   ow: number;
@@ -226,7 +226,7 @@ export function col2imOnHeap(runtime: WasmRuntime, col: number, dx: number, imag
 }
 
 /**
- * Runs a row function (src/engine/wasm-rows.ts) over `rows` rows, half of them on the helper when large:
+ * Runs a row function (src/engine/wasm/simd/rows.ts) over `rows` rows, half of them on the helper when large:
  * `args(first, count)` gives its arguments for rows [first, first + count).
  */
 function byRows(
@@ -332,7 +332,7 @@ export function sumRowsOnHeap(
 }
 
 /**
- * The transposed column matrix (src/engine/wasm-im2col.ts) of x (byte address; images x height x width x
+ * The transposed column matrix (src/engine/wasm/simd/im2col.ts) of x (byte address; images x height x width x
  * cin) into colT (byte address; kh kw cin rows of images oh ow); split by filter rows with the helper.
  */
 export function im2colTOnHeap(runtime: WasmRuntime, x: number, colT: number, images: number, g: Col2imGeometry): void {

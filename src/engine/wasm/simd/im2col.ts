@@ -1,5 +1,5 @@
 /**
- * The transposed column matrix of a convolution's input as a WebAssembly function (src/engine/wasm-asm.ts):
+ * The transposed column matrix of a convolution's input as a WebAssembly function (src/engine/wasm/simd/asm.ts):
  * one row per filter tap, holding that tap's input pixel for every output position, zero outside the image.
  *
  *   im2colT(x, colT, images, height, width, cin, kw, oh, ow, sh, sw, top, left, ky0, ky1)   (addresses in bytes)
@@ -23,7 +23,7 @@ import {
   SUB,
   times,
   type FunctionCode,
-} from './wasm-asm.js';
+} from './asm.js';
 
 const [X, COLT, IMAGES, HEIGHT, WIDTH, CIN, KW, OH, OW, SH, SW, TOP, LEFT, KY0, KY1] = [
   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,

@@ -7,8 +7,7 @@
  * gradient, so that second derivatives through ReLU still work.
  */
 import * as tf from '@tensorflow/tfjs-core';
-
-export const RELU_GRAD = 'SnnlReluGrad';
+import { RELU_GRAD } from '../kernel-names.js';
 
 const hasKernel = () => tf.getKernel(RELU_GRAD, tf.getBackend()) !== undefined;
 
@@ -21,8 +20,8 @@ export function reluGrad(dy: tf.Tensor, x: tf.Tensor): tf.Tensor {
 
 let registered = false;
 
-/** Registers the gradients (idempotent). */
-export function registerReluGradient(): void {
+/** Registers snnl's gradients (idempotent): ReLU's, and SnnlReluGrad's own. */
+export function registerGradients(): void {
   if (registered) return;
   tf.registerGradient({
     kernelName: tf.Relu,

@@ -1,5 +1,5 @@
 /**
- * A batched, strided transpose of float32 data as a WebAssembly function (src/engine/wasm-asm.ts):
+ * A batched, strided transpose of float32 data as a WebAssembly function (src/engine/wasm/simd/asm.ts):
  *
  *   transpose(src, dst, rows, cols, srcRow, dstCol, count, srcCount, dstCount)   (addresses and strides in bytes)
  *   dst[q dstCount + c dstCol + 4 r] = src[q srcCount + r srcRow + 4 c]   for q < count, r < rows, c < cols
@@ -25,7 +25,7 @@ import {
   V128_LOAD,
   V128_STORE,
   type FunctionCode,
-} from './wasm-asm.js';
+} from './asm.js';
 
 const TILE = 32;
 

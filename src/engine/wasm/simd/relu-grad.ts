@@ -1,5 +1,5 @@
 /**
- * dy * step(x) as a WebAssembly SIMD function (src/engine/wasm-asm.ts), tfjs's ReLU gradient element
+ * dy * step(x) as a WebAssembly SIMD function (src/engine/wasm/simd/asm.ts), tfjs's ReLU gradient element
  * for element: step(x) is 1 where x > 0, NaN where x is NaN, else 0.
  *
  *   reluGrad(dy, x, out, bytes)   (addresses in bytes; bytes a multiple of 16)
@@ -17,7 +17,7 @@ import {
   V128_LOAD,
   V128_STORE,
   type FunctionCode,
-} from './wasm-asm.js';
+} from './asm.js';
 
 const F32X4_NE = simd(0x42);
 const F32X4_GT = simd(0x44);

@@ -8,7 +8,7 @@
  * it synchronously and throws.
  */
 import { Worker } from 'node:worker_threads';
-import type { WasmMemory } from './wasm-asm.js';
+import type { WasmMemory } from './asm.js';
 
 const MAX_ARGS = 24;
 

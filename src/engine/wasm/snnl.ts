@@ -1,7 +1,7 @@
 /**
  * The fused SNNL kernels (src/loss/fused.ts states the contract) for the wasm backend: the row math in
  * JavaScript on the wasm heap, the two products by the backend's fast matmul, the transposes by snnl's
- * wasm transpose (src/engine/wasm-runtime.ts). The composed loss is ~60 small ops a layer, and on wasm
+ * wasm transpose (src/engine/wasm/simd/runtime.ts). The composed loss is ~60 small ops a layer, and on wasm
  * each elementwise op is a single-threaded pass plus a dispatch.
  *
  * Forward: the Gram matrix R R^T, R = x itself for cosine (scaled by the norms, its diagonal, in the
@@ -10,8 +10,9 @@
  * [d, b] result is transposed back and combined with x in one pass per row.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { SNNL_ROWS, SNNL_ROWS_GRAD, type SnnlFusedAttrs } from '../loss/fused.js';
-import { rowCombineOnHeap, rowDotsOnHeap, runtimeOf, transposeOnHeap } from './wasm-runtime.js';
+import { SNNL_ROWS, SNNL_ROWS_GRAD, type SnnlFusedAttrs } from '../../kernel-names.js';
+import { COSINE_NORM_FLOOR } from '../../loss/distance.js';
+import { rowCombineOnHeap, rowDotsOnHeap, runtimeOf, transposeOnHeap } from './simd/runtime.js';
 
 interface WasmHeap {
   makeOutput(shape: number[], dtype: 'float32' | 'int32'): TensorInfo;
@@ -23,9 +24,6 @@ type KernelArgs = Parameters<KernelFunc>[0];
 
 /** The smallest normal float32. */
 const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
-
-/** As torch.nn.functional.normalize and the composed cosine distance. */
-const COSINE_NORM_FLOOR = 1e-12;
 
 const floats = (wasm: WasmHeap, t: TensorInfo) => wasm.typedArrayFromHeap(t) as Float32Array;
 

@@ -3,7 +3,7 @@
  *
  * In JavaScript the update is bound by one double-precision square root and divide per element (about
  * 8 ns an element on the shared heap); as f32x4 it does four at a time, in float32 as tfjs's own Adam
- * does (WebAssembly binary format and its SIMD extension, written out in src/engine/wasm-asm.ts's terms).
+ * does (WebAssembly binary format and its SIMD extension, written out in src/engine/wasm/simd/asm.ts's terms).
  *
  * adam(value, m, v, gradient, newValue, newM, newV: byte addresses, bytes: i32 (a multiple of 16),
  *      beta1, beta2, 1 - beta1, 1 - beta2, learningRate, c1, c2, epsilon: f32)
@@ -22,7 +22,7 @@ import {
   V128_LOAD,
   V128_STORE,
   type FunctionCode,
-} from './wasm-asm.js';
+} from './asm.js';
 
 const load = (address: number, index: number) => [...get(address), ...get(index), ...I32_ADD, ...V128_LOAD];
 const store = V128_STORE;

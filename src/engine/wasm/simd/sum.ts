@@ -1,6 +1,6 @@
 /**
  * Column sums of a [rows, width] float32 matrix in chunks of rows, as a WebAssembly SIMD function
- * (src/engine/wasm-asm.ts): a bias gradient, the sum of a [n, h, w, c] gradient over its leading axes.
+ * (src/engine/wasm/simd/asm.ts): a bias gradient, the sum of a [n, h, w, c] gradient over its leading axes.
  *
  *   sumRows(x, partials, rows, width, chunk, stride)   (addresses in bytes; width a multiple of 4, stride
  *                                                      the row length in floats)
@@ -9,19 +9,7 @@
  *
  * The chunks keep float32 sums short; the caller adds the partial sums in double precision.
  */
-import {
-  ADD,
-  F32X4_ADD,
-  forLoop,
-  get,
-  I32,
-  i32,
-  MUL,
-  set,
-  V128_LOAD,
-  V128_STORE,
-  type FunctionCode,
-} from './wasm-asm.js';
+import { ADD, F32X4_ADD, forLoop, get, I32, i32, MUL, set, V128_LOAD, V128_STORE, type FunctionCode } from './asm.js';
 
 const DIV_U = [0x6e];
 

@@ -1,0 +1,67 @@
+/**
+ * snnl's kernels as data: every kernel name snnl adds to TensorFlow.js, its inputs and attributes, and
+ * the numeric codes the native addon (native/snnl_native.cc) uses for the ops it runs. This is the one
+ * place they are declared; the loss and the optimizer run these kernels by name, each backend registers
+ * its implementations (src/engine/<backend>/register.ts), and the native addon reports its own codes at
+ * load, which src/engine/native/addon.ts checks against these tables. docs/engine.md says how to add one.
+ */
+
+/** The fused SNNL forward: (x [b, d] float32, labels [b] int32) -> [rowLoss [b], K [b, b]]. */
+export const SNNL_ROWS = 'SnnlFusedRows';
+/** The fused SNNL backward: (x, K, weights [b]) -> dLoss/dx [b, d]. */
+export const SNNL_ROWS_GRAD = 'SnnlFusedRowsGrad';
+/** One Adam update of a variable: (value, m, v, gradient) -> [value', m', v']. */
+export const FUSED_ADAM = 'SnnlFusedAdam';
+/** ReLU's gradient in one pass: (dy, x) -> dy * step(x). */
+export const RELU_GRAD = 'SnnlReluGrad';
+
+/** The distances the fused SNNL kernels compute, with their codes in the native addon. */
+export const DISTANCE_CODES = { 'squared-euclidean': 0, euclidean: 1, cosine: 2 } as const;
+export type KernelDistance = keyof typeof DISTANCE_CODES;
+
+export interface SnnlFusedAttrs {
+  distance: KernelDistance;
+  temperature: number;
+  /** < 0: the log-sum-exp formula; otherwise the reference formula's epsilon. */
+  epsilon: number;
+}
+
+export interface FusedAdamAttrs {
+  beta1: number;
+  beta2: number;
+  learningRate: number;
+  epsilon: number;
+  /** 1 - beta1^t and 1 - beta2^t for this step t (counted from 1). */
+  correction1: number;
+  correction2: number;
+}
+
+/** The inputs of FUSED_ADAM, in the order its kernels read them. */
+export const FUSED_ADAM_INPUTS = ['value', 'm', 'v', 'gradient'] as const;
+
+/**
+ * The codes of the native addon's generic ops, keyed by the tfjs kernel each one runs (activations by
+ * the fused matMul's activation name). The addon's `codes()` returns the same tables from its C++ enums.
+ */
+export const NATIVE_CODES = {
+  unary: {
+    Relu: 0,
+    Neg: 1,
+    Step: 2,
+    Square: 3,
+    Exp: 4,
+    Log: 5,
+    Sqrt: 6,
+    Sigmoid: 7,
+    Tanh: 8,
+    Abs: 9,
+    Rsqrt: 10,
+    Reciprocal: 11,
+  },
+  binary: { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6 },
+  reduce: { Sum: 0, Max: 1, Min: 2, Mean: 3 },
+  activation: { linear: 0, relu: 1 },
+  distance: DISTANCE_CODES,
+} as const;
+
+export type NativeCodes = { [Table in keyof typeof NATIVE_CODES]: Record<string, number> };
