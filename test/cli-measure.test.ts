@@ -130,6 +130,11 @@ describe('snnl measure with bad input exits 2 with one clear line', () => {
     ],
     ['a wrong header', () => [bad('h.npy', 'not numpy at all'), join(dir, 'y.npy')], /h\.npy: not a NumPy \.npy file/],
     [
+      'a JSON array nested 5,000 deep',
+      () => [bad('deep.json', '['.repeat(5000) + '1' + ']'.repeat(5000)), join(dir, 'y.npy')],
+      /deep\.json: arrays nested more than 32 deep are not supported/,
+    ],
+    [
       'mismatched sizes',
       () => [join(dir, 'x.npy'), bad('y5.npy', encodeNpy([0, 1, 0, 1, 0], [5], 'int32'))],
       /has 5 labels but the embeddings have 60 rows/,

@@ -121,5 +121,10 @@ describe('CSV and JSON', () => {
     );
     expect(message(() => parseJson('[[1, "a"]]', 'f.json'))).toMatch(/element \[0\]\[1\] is "a", expected a number/);
     expect(message(() => parseJson('{"x": 1}', 'f.json'))).toMatch(/expected a JSON array/);
+    // Deep nesting is refused before the recursive walk, not a stack overflow.
+    expect(message(() => parseJson('['.repeat(5000) + '1' + ']'.repeat(5000), 'f.json'))).toBe(
+      'f.json: arrays nested more than 32 deep are not supported (features are [rows, ...])',
+    );
+    expect(parseJson('['.repeat(32) + '1' + ']'.repeat(32), 'f.json').shape).toHaveLength(32);
   });
 });

@@ -160,7 +160,7 @@ for (const backend of BACKENDS_UNDER_TEST) {
       expect(g.flat().every((v) => v === 0)).toBe(true);
     });
 
-    it('never returns NaN for duplicate points, zero vectors or extreme temperatures', () => {
+    it('stays finite for duplicate points, zero vectors or extreme temperatures', () => {
       const x = [
         [0, 0, 0],
         [0, 0, 0],
@@ -173,10 +173,37 @@ for (const backend of BACKENDS_UNDER_TEST) {
       for (const distance of ['squared-euclidean', 'euclidean', 'cosine'] as const) {
         for (const temperature of [1e-8, 1, 1e8]) {
           const options: SnnlOptions = { distance, temperature };
-          expect(Number.isNaN(scalar(snnl(x, y, options)))).toBe(false);
+          expect(Number.isFinite(scalar(snnl(x, y, options))), `${distance} T=${temperature}`).toBe(true);
           const g = gradOf((f) => snnl(f, y, options), x);
-          expect(g.flat().some((v) => Number.isNaN(v))).toBe(false);
+          expect(
+            g.flat().every((v) => Number.isFinite(v)),
+            `${distance} T=${temperature}`,
+          ).toBe(true);
         }
+      }
+    });
+
+    it('stays finite for features up to the float32 limit and refuses larger ones, naming the bound', () => {
+      const y = [0, 1, 0, 1, 0, 1, 0, 1];
+      const random = seeded(5);
+      const d = 4;
+      const limit = Math.sqrt(3.4028234663852886e38 / (16 * d));
+      const at = (scale: number) =>
+        Array.from({ length: 8 }, () => Array.from({ length: d }, () => scale * (random() * 2 - 1)));
+      for (const distance of ['squared-euclidean', 'euclidean', 'cosine'] as const) {
+        for (let trial = 0; trial < 20; trial++) {
+          const x = at(limit * 0.99);
+          const options: SnnlOptions = { distance, temperature: 1e30 };
+          expect(Number.isFinite(scalar(snnl(x, y, options))), distance).toBe(true);
+          const g = gradOf((f) => snnl(f, y, options), x);
+          expect(
+            g.flat().every((v) => Number.isFinite(v)),
+            distance,
+          ).toBe(true);
+        }
+        expect(() => snnl(at(1e19), y, { distance })).toThrow(
+          /^features: values reach .*e\+1[89]: squared distances between rows would overflow float32 at 4 features/,
+        );
       }
     });
   });

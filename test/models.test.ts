@@ -28,7 +28,7 @@ describe('models', () => {
       [2, 10],
     ]);
     const cifar = buildNetwork('cnn', [32, 32, 3], 10, 1);
-    // Flatten 4608 for 32x32x3, as REFERENCE.md says.
+    // Flatten 4608 for 32x32x3, as docs/reference.md says.
     expect(cifar.model.getLayer('fc1').getWeights()[0]!.shape).toEqual([4608, 1024]);
     cifar.model.dispose();
   });

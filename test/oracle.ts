@@ -1,6 +1,6 @@
 /**
  * An independent float64 implementation of SNNL by plain loops over pairs, straight from the paper's
- * formula and the reference implementations (../shared/REFERENCE.md section 1). Tests compare the tensor
+ * formula and the reference implementations (docs/reference.md, sections 1 and 2). Tests compare the tensor
  * code with it, and differentiate it by central finite differences.
  */
 export type Matrix = number[][];
@@ -101,7 +101,7 @@ export function finiteDifferenceGradient(f: (x: Matrix) => number, x: Matrix, st
 }
 
 /** The project's seeded generator (mulberry32), so test data is the same on every run. */
-export { seededRandom as seeded } from '../src/data/batches.js';
+export { seededRandom as seeded } from '../src/random.js';
 
 export function normalMatrix(rows: number, cols: number, random: () => number, scale = 1): Matrix {
   const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());

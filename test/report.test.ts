@@ -26,7 +26,7 @@ beforeAll(async () => {
     ...p,
     config: { ...p.config, modelOptions: { widths: [24, 24] }, evalSample: 60 },
   }));
-  await runAll(experiment, plan, 'wasm', 'test', quiet);
+  await runAll(experiment, plan, 'wasm', quiet);
 }, 120_000);
 
 /** Opens a page in headless Chromium; returns its DOM and any console errors. */
@@ -64,7 +64,7 @@ describe('report', () => {
       ...p,
       config: { ...p.config, modelOptions: { widths: [24, 24] }, evalSample: 60 },
     }));
-    await runAll(experiment, plan, 'wasm', 'test', (l) => lines.push(l));
+    await runAll(experiment, plan, 'wasm', (l) => lines.push(l));
     expect(lines.filter((l) => l.includes('finished before, skipped'))).toHaveLength(3);
   });
 

@@ -1,13 +1,53 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PUBLISHED, reproducePlan, TABLE_CONFIGS } from '../src/experiments/reproduce.js';
+import { PUBLISHED, reproducePlan, TABLE_CONFIGS, tableCells } from '../src/experiments/reproduce.js';
+import type { RunOutcome } from '../src/experiments/runs.js';
+import type { EpochMetrics } from '../src/training/loop.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const snnlCli = (...args: string[]) =>
   spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, SNNL_BACKEND: 'wasm' } });
+
+describe('the table over several seeds', () => {
+  it('computes mean, sample standard deviation and best per configuration, as by hand', () => {
+    const root = mkdtempSync(join(tmpdir(), 'snnl-cells-'));
+    // Test accuracy and published-protocol accuracy of three seeds of the baseline, one of T100-a10.
+    const runs: Array<[string, number, number[], number]> = [
+      ['baseline', 1234, [0.5, 0.97], 0.991],
+      ['baseline', 42, [0.6, 0.98], 0.995],
+      ['baseline', 73, [0.7, 0.99], 0.999],
+      ['T100-a10', 42, [0.9], 0.9],
+    ];
+    const outcomes: RunOutcome[] = runs.map(([config, seed, accuracies, protocol]) => {
+      const name = join('mnist', `${config}-s${seed}`);
+      const dir = join(root, name);
+      mkdirSync(dir, { recursive: true });
+      // The published-protocol accuracy is computed once per run and kept beside it.
+      writeFileSync(join(dir, 'protocol.json'), JSON.stringify({ accuracy: protocol }));
+      const history = accuracies.map((accuracy, k) => ({ epoch: k + 1, test: { accuracy } }) as EpochMetrics);
+      return { name, dir, history, status: 'trained' };
+    });
+    const cells = tableCells('mnist', outcomes);
+    const baseline = cells.find((c) => c.config === 'baseline')!;
+    expect(baseline.seeds).toEqual([1234, 42, 73]);
+    // Last epoch only: 97, 98, 99 -> mean 98, sample std sqrt(((-1)^2 + 0 + 1^2) / 2) = 1, best 99.
+    expect(baseline.test.map((v) => Number(v.toFixed(10)))).toEqual([97, 98, 99]);
+    expect(baseline.mean).toBeCloseTo(98, 10);
+    expect(baseline.std).toBeCloseTo(1, 10);
+    expect(baseline.best).toBeCloseTo(99, 10);
+    expect(baseline.publishedProtocol.map((v) => Number(v.toFixed(10)))).toEqual([99.1, 99.5, 99.9]);
+    expect(baseline.published).toEqual([99.68, 99.81]);
+    const one = cells.find((c) => c.config === 'T100-a10')!;
+    expect([one.mean, one.std, one.best].map((v) => Number(v.toFixed(10)))).toEqual([90, 0, 90]);
+    // A configuration with no finished run has no figures.
+    const none = cells.find((c) => c.config === 'T0-a-10')!;
+    expect(none.seeds).toEqual([]);
+    expect(Number.isFinite(none.mean)).toBe(false);
+  });
+});
 
 describe('snnl reproduce', () => {
   it("plans the published code's five configurations with its settings", () => {

@@ -7,8 +7,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FASHION_MNIST_DEBIAN_DIR } from '../src/data/datasets.js';
 import { InputError } from '../src/errors.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../src/training/checkpoint.js';
-import { configFromFlags, type TrainFlags } from '../src/training/config.js';
-import { createRun, train, type EpochMetrics } from '../src/training/train.js';
+import { configFromFlags, type TrainFlags } from '../src/cli/train-flags.js';
+import type { EpochMetrics } from '../src/training/loop.js';
+import { trainRun as train } from '../src/training/run.js';
+import { createRun } from '../src/training/run-store.js';
 import { needs, onBackend } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
@@ -33,7 +35,7 @@ const SMALL: TrainFlags = {
 };
 
 async function run(flags: TrainFlags, options: Parameters<typeof train>[2] = {}, dir = join(root, `run${count++}`)) {
-  createRun(dir, configFromFlags(flags), 'wasm', 'test');
+  createRun(dir, configFromFlags(flags), 'wasm');
   const history = await train(dir, 'wasm', { quiet: true, ...options });
   return { dir, history };
 }
@@ -57,6 +59,12 @@ describe('training', () => {
     const stored = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     expect(stored.config).toMatchObject({ dataset: 'mnist', model: 'mlp', factor: -1, temperature: 50, seed: 7 });
     expect(stored.versions.tfjs).toBe(tf.version.tfjs);
+    // The code that made the run: the package's version, and the commit of this checkout (if it is one).
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8'));
+    expect(stored.versions.snnl).toBe(pkg.version);
+    const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' });
+    expect(stored.commit).toBe(head.status === 0 ? head.stdout.trim() : null);
+    expect(typeof stored.dirty === 'boolean' || stored.dirty === null).toBe(true);
     expect(existsSync(join(dir, 'checkpoint.bin'))).toBe(true);
   });
 
@@ -70,7 +78,7 @@ describe('training', () => {
     const flags = { ...SMALL, factor: '2', temperature: 'annealed' };
     const whole = await run(flags);
     const dir = join(root, 'resumed');
-    createRun(dir, configFromFlags(flags), 'wasm', 'test');
+    createRun(dir, configFromFlags(flags), 'wasm');
     // The first process finishes epoch 1 and dies 3 batches into epoch 2.
     expect(await train(dir, 'wasm', { quiet: true, stopAt: { epoch: 2, batch: 3 } })).toHaveLength(1);
     expect(readMetrics(dir)).toHaveLength(1);
@@ -268,7 +276,7 @@ describe('the REFERENCE CNN', () => {
         layerWeights: 'pt-snnl',
       };
       const dir = join(root, 'cnn');
-      createRun(dir, configFromFlags(flags), 'wasm', 'test');
+      createRun(dir, configFromFlags(flags), 'wasm');
       expect(await train(dir, 'wasm', { quiet: true, stopAt: { epoch: 1, batch: 2 } })).toHaveLength(0);
       expect(existsSync(join(dir, 'metrics.jsonl'))).toBe(false);
       const history = await train(dir, 'wasm', { quiet: true });

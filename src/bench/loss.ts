@@ -10,7 +10,7 @@ import { describeBackend, useBackend } from '../engine/backend.js';
 import { snnl } from '../loss/snnl.js';
 import { snnlNaive } from '../loss/naive.js';
 import type { SnnlOptions } from '../loss/options.js';
-import { formatTable } from '../report/table.js';
+import { formatTable } from '../format.js';
 
 type LossFn = (x: tf.Tensor, y: tf.Tensor1D, o: SnnlOptions) => tf.Tensor;
 

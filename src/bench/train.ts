@@ -4,12 +4,12 @@
  * Cases: the MLP 784-500-500-10 and the REFERENCE CNN (28x28x1 and 32x32x3) trained with SNNL on their
  * hidden layers (pt-snnl's formula, cosine, T = 100, factor -10, batch 128, Adam), and SNNL forward +
  * backward alone at b = 1024, d = 3136 (the stable formula; PyTorch by autodiff). PyTorch is Debian's
- * python3-torch with OpenBLAS (OpenMP build) selected per command, as ../shared/REFERENCE.md section 5
- * says; where it is missing the benchmark says how to install it and measures snnl alone.
+ * python3-torch with OpenBLAS (OpenMP build) selected per command (the fastest BLAS measured on 2 cores);
+ * where it is missing the benchmark says how to install it and measures snnl alone.
  *
  * Environment: SNNL_BENCH_ROUNDS (default 3), SNNL_BENCH_OUT (default bench-results.json), SNNL_PYTHON
  * (default /usr/bin/python3, where Debian installs torch), SNNL_BENCH_BACKENDS (default: native when
- * built, and wasm), SNNL_BENCH_CASES (kinds to run: mlp, cnn, snnl; default all).
+ * built, and wasm), SNNL_BENCH_CASES (kinds to run: mlp, cnn, snnl, snnl-closed; default all).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -22,12 +22,12 @@ import { snnl } from '../loss/snnl.js';
 import { buildNetwork, type ModelName } from '../models/models.js';
 import { trainStep } from '../training/step.js';
 import { FusedAdamOptimizer } from '../training/optimizer.js';
-import { writeAtomic } from '../training/checkpoint.js';
-import { formatTable } from '../report/table.js';
+import { writeAtomic } from '../io/atomic.js';
+import { formatTable } from '../format.js';
 
 interface Case {
   name: string;
-  kind: 'mlp' | 'cnn' | 'snnl';
+  kind: 'mlp' | 'cnn' | 'snnl' | 'snnl-closed';
   shape?: [number, number, number];
   batch: number;
   features?: number;
@@ -38,7 +38,9 @@ const CASES: Case[] = [
   { name: 'MLP 784-500-500-10 + SNNL (2 layers)', kind: 'mlp', shape: [28, 28, 1], batch: 128, steps: 30 },
   { name: 'CNN 28x28x1 + SNNL (5 layers)', kind: 'cnn', shape: [28, 28, 1], batch: 128, steps: 8 },
   { name: 'CNN 32x32x3 + SNNL (5 layers)', kind: 'cnn', shape: [32, 32, 3], batch: 128, steps: 6 },
-  { name: 'SNNL fwd+bwd b=1024 d=3136', kind: 'snnl', batch: 1024, features: 3136, steps: 3 },
+  // snnl's closed-form gradient (two products) against PyTorch's autodiff (three), then the same math on both sides.
+  { name: 'SNNL fwd+bwd b=1024 d=3136 (PyTorch autodiff)', kind: 'snnl', batch: 1024, features: 3136, steps: 3 },
+  { name: 'SNNL fwd+bwd b=1024 d=3136 (both closed form)', kind: 'snnl-closed', batch: 1024, features: 3136, steps: 3 },
 ];
 
 const FACTOR = -10;
@@ -62,7 +64,7 @@ function timeSteps(step: () => void, batch: number, steps: number): number {
 
 function snnlSide(c: Case): () => number {
   const labels = Int32Array.from({ length: c.batch }, (_, i) => (i * 7) % 10);
-  if (c.kind === 'snnl') {
+  if (c.kind === 'snnl' || c.kind === 'snnl-closed') {
     const x = tf.randomNormal([c.batch, c.features!], 0, 1, 'float32', 1);
     const step = () =>
       tf.tidy(() => {
@@ -105,7 +107,7 @@ function torchSide(c: Case, threads: number): TorchResult {
     steps: c.steps,
     threads,
     factor: FACTOR,
-    temperature: c.kind === 'snnl' ? c.features : TEMPERATURE,
+    temperature: c.features ?? TEMPERATURE,
   };
   const run = spawnSync(PYTHON, [script, JSON.stringify(config)], {
     encoding: 'utf8',

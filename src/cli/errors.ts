@@ -8,6 +8,42 @@ import { InputError } from '../errors.js';
 export const EXIT_USAGE = 2;
 export const EXIT_FAILURE = 1;
 
+/**
+ * The flag of each argument lower layers name in their errors (they know no flags): `model` is
+ * `--model`, `batchSize` is `--batch-size`.
+ */
+const FLAGS: Record<string, string> = Object.fromEntries(
+  [
+    'model',
+    'dataset',
+    'dataDir',
+    'layers',
+    'out',
+    'backend',
+    'batchSize',
+    'trainSubset',
+    'layerWeights',
+    'temperature',
+    'distance',
+    'preset',
+    'factor',
+    'epochs',
+    'seed',
+    'blockSize',
+  ].map((name) => [name, '--' + name.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())]),
+);
+
+/** The error as the command line shows it: an argument's name replaced by its flag. */
+export function asFlagError(error: InputError): InputError {
+  const flag = FLAGS[error.subject];
+  return flag === undefined
+    ? error
+    : new InputError(
+        flag,
+        error.detail.replace(/\b(batchSize|trainSubset)\b/g, (n) => FLAGS[n]!),
+      );
+}
+
 export function exitCodeFor(error: unknown): number {
   if (error instanceof CommanderError) {
     if (
@@ -27,7 +63,7 @@ export function report(error: unknown, write: (line: string) => void = (l) => pr
   const code = exitCodeFor(error);
   if (error instanceof CommanderError) return code;
   if (error instanceof InputError) {
-    write(`snnl: ${error.message}`);
+    write(`snnl: ${asFlagError(error).message}`);
   } else {
     const message = error instanceof Error ? error.message : String(error);
     write(`snnl: failed: ${message}`);

@@ -7,29 +7,29 @@ import { join } from 'node:path';
 import { describeBackend, useBackend } from '../engine/backend.js';
 import { InputError } from '../errors.js';
 import { reproduce, REPRODUCIBLE_DATASETS, tableMarkdown } from '../experiments/reproduce.js';
-import { writeAtomic } from '../training/checkpoint.js';
+import { writeAtomic } from '../io/atomic.js';
 import { quickstart } from '../experiments/quickstart.js';
 import { runToy, TOY_DEFAULTS } from '../experiments/toy.js';
 import { writeToyReport } from '../report/toy.js';
 import { buildReport, resultsTable } from '../report/report.js';
-import { parseNumberFlag } from '../training/config.js';
-import { formatSeconds } from '../training/progress.js';
-import { formatTable } from '../report/table.js';
+import { parseNumberFlag } from './train-flags.js';
+import { formatSeconds } from '../format.js';
+import { formatTable } from '../format.js';
 
 const log = (line: string) => process.stderr.write(line + '\n');
 const whole = (n: number) => Number.isInteger(n) && n >= 1;
+/** --train-subset of the experiments: at least one batch of 128. */
+const trainSubsetFlag = (value: string | undefined) =>
+  parseNumberFlag(value, '--train-subset', (n) => whole(n) && n >= 128, 'a whole number of at least 128');
 
-export async function quickstartCommand(
-  flags: { out: string; epochs: string; trainSubset?: string; backend?: string },
-  version: string,
-): Promise<string> {
+export async function quickstartCommand(flags: {
+  out: string;
+  epochs: string;
+  trainSubset?: string;
+  backend?: string;
+}): Promise<string> {
   const epochs = parseNumberFlag(flags.epochs, '--epochs', whole, 'a whole number of epochs above 0')!;
-  const trainSubset = parseNumberFlag(
-    flags.trainSubset,
-    '--train-subset',
-    (n) => whole(n) && n >= 128,
-    'a whole number of at least 128',
-  );
+  const trainSubset = trainSubsetFlag(flags.trainSubset);
   await useBackend(flags.backend);
   const started = performance.now();
   log(
@@ -38,7 +38,6 @@ export async function quickstartCommand(
   const outcomes = await quickstart(
     { out: flags.out, epochs, ...(trainSubset ? { trainSubset } : {}) },
     describeBackend(),
-    version,
     log,
   );
   log('writing the report');
@@ -73,6 +72,8 @@ export async function toyCommand(flags: {
   classes: string;
   steps: string;
   seed: string;
+  /** The toy is tiny: cpu unless asked. */
+  backend?: string;
 }): Promise<string> {
   const classes = parseNumberFlag(
     flags.classes,
@@ -82,7 +83,7 @@ export async function toyCommand(flags: {
   )!;
   const steps = parseNumberFlag(flags.steps, '--steps', whole, 'a whole number of steps above 0')!;
   const seed = parseNumberFlag(flags.seed, '--seed', (n) => Number.isInteger(n) && n >= 0, 'a whole number from 0')!;
-  await useBackend('cpu');
+  await useBackend(flags.backend ?? 'cpu');
   const frameSteps = [0, Math.round(steps / 20), Math.round(steps / 4), steps].filter(
     (s, k, all) => all.indexOf(s) === k,
   );
@@ -103,20 +104,17 @@ function runSeconds(outcomes: Array<{ dir: string }>): number {
   }, 0);
 }
 
-export async function reproduceCommand(
-  flags: {
-    datasets: string;
-    seeds: string;
-    epochs?: string;
-    out: string;
-    dataDir?: string;
-    trainSubset?: string;
-    evalSample?: string;
-    backend?: string;
-    tableOnly?: boolean;
-  },
-  version: string,
-): Promise<string> {
+export async function reproduceCommand(flags: {
+  datasets: string;
+  seeds: string;
+  epochs?: string;
+  out: string;
+  dataDir?: string;
+  trainSubset?: string;
+  evalSample?: string;
+  backend?: string;
+  tableOnly?: boolean;
+}): Promise<string> {
   const datasets = flags.datasets
     .split(',')
     .map((d) => d.trim())
@@ -134,12 +132,7 @@ export async function reproduceCommand(
     .map((s) => parseNumberFlag(s, '--seeds', (n) => Number.isInteger(n) && n >= 0, 'whole numbers, comma-separated')!);
   if (seeds.length === 0) throw new InputError('--seeds', 'give at least one seed');
   const epochs = parseNumberFlag(flags.epochs, '--epochs', whole, 'a whole number of epochs above 0');
-  const trainSubset = parseNumberFlag(
-    flags.trainSubset,
-    '--train-subset',
-    (n) => whole(n) && n >= 128,
-    'a whole number of at least 128',
-  );
+  const trainSubset = trainSubsetFlag(flags.trainSubset);
   const evalSample = parseNumberFlag(
     flags.evalSample,
     '--eval-sample',
@@ -161,7 +154,7 @@ export async function reproduceCommand(
     ...(evalSample ? { evalSample } : {}),
     ...(flags.tableOnly ? { tableOnly: true } : {}),
   };
-  const result = await reproduce(options, describeBackend(), version, log);
+  const result = await reproduce(options, describeBackend(), log);
   if (result.cells.length === 0)
     throw new InputError('--datasets', `none of ${datasets.join(', ')} is available; see snnl datasets`);
   const seconds = (performance.now() - started) / 1000;

@@ -17,6 +17,12 @@ import { quickstartCommand, reportCommand, reproduceCommand, toyCommand } from '
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+/** --backend, on every command that computes (`snnl datasets` only reads files). */
+const backendOption = (fallback?: string) => {
+  const option = new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND');
+  return fallback === undefined ? option : option.default(fallback);
+};
+
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -37,7 +43,7 @@ export function buildProgram(): Command {
     )
     .option('--temperature <T>', "temperature above 0, or 'optimal' for the one that minimizes the loss", '1')
     .option('--block-size <rows>', 'compute in blocks of this many rows (memory grows with rows x block)')
-    .addOption(new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND'))
+    .addOption(backendOption())
     .option('--json', 'print the result as JSON')
     .exitOverride()
     .action(async (embeddings: string, labels: string, flags: MeasureFlags) => {
@@ -72,7 +78,7 @@ export function buildProgram(): Command {
     .option('--data-dir <dir>', 'folder of user-supplied data sets')
     .option('--out <dir>', 'run folder (default runs/<dataset>-<model>-a<factor>-T<T>-s<seed>)')
     .option('--resume <dir>', 'continue an interrupted run from its folder')
-    .addOption(new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND'))
+    .addOption(backendOption())
     .option('--quiet', 'no progress bar')
     .exitOverride()
     .action(async (flags: Record<string, string | undefined>, command: Command) => {
@@ -82,7 +88,7 @@ export function buildProgram(): Command {
           ([k]) => command.getOptionValueSource(k) === 'cli' || command.getOptionValueSource(k) === 'env',
         ),
       );
-      const result = await trainCommand(flags['resume'] !== undefined ? typed : flags, pkg.version);
+      const result = await trainCommand(flags['resume'] !== undefined ? typed : flags);
       process.stdout.write(formatTrainResult(result) + '\n');
     });
 
@@ -95,7 +101,7 @@ export function buildProgram(): Command {
         .choices(['test', 'seed-readme'])
         .default('test'),
     )
-    .addOption(new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND'))
+    .addOption(backendOption())
     .option('--json', 'print the result as JSON')
     .exitOverride()
     .action(async (dir: string, flags: { protocol?: string; backend?: string; json?: boolean }) => {
@@ -109,10 +115,10 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'experiment folder', 'runs/quickstart')
     .option('--epochs <n>', 'epochs per run', '3')
     .option('--train-subset <n>', 'train on this many examples (a seeded choice) for an even quicker look')
-    .addOption(new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND'))
+    .addOption(backendOption())
     .exitOverride()
     .action(async (flags: { out: string; epochs: string; trainSubset?: string; backend?: string }) => {
-      process.stdout.write((await quickstartCommand(flags, pkg.version)) + '\n');
+      process.stdout.write((await quickstartCommand(flags)) + '\n');
     });
 
   program
@@ -122,7 +128,7 @@ export function buildProgram(): Command {
     )
     .argument('<dir>', 'run folder, or a folder of runs')
     .option('--points <n>', 'test images per UMAP picture', '600')
-    .addOption(new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND'))
+    .addOption(backendOption())
     .exitOverride()
     .action(async (dir: string, flags: { points: string; backend?: string }) => {
       process.stdout.write((await reportCommand(dir, flags)) + '\n');
@@ -141,10 +147,10 @@ export function buildProgram(): Command {
     .option('--train-subset <n>', 'train on this many examples for a quick look (not comparable with the table)')
     .option('--eval-sample <n>', 'test images on which per-layer SNNL is measured each epoch')
     .option('--table-only', 'write the table and report from the runs finished so far; train nothing')
-    .addOption(new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND'))
+    .addOption(backendOption())
     .exitOverride()
     .action(async (flags: Parameters<typeof reproduceCommand>[0]) => {
-      process.stdout.write((await reproduceCommand(flags, pkg.version)) + '\n');
+      process.stdout.write((await reproduceCommand(flags)) + '\n');
     });
 
   program
@@ -154,8 +160,9 @@ export function buildProgram(): Command {
     .option('--classes <k>', 'number of Gaussians', '3')
     .option('--steps <n>', 'gradient steps', '200')
     .option('--seed <n>', 'seed of the points', '1')
+    .addOption(backendOption('cpu'))
     .exitOverride()
-    .action(async (flags: { out: string; classes: string; steps: string; seed: string }) => {
+    .action(async (flags: { out: string; classes: string; steps: string; seed: string; backend: string }) => {
       process.stdout.write((await toyCommand(flags)) + '\n');
     });
 

@@ -7,23 +7,15 @@ import { join } from 'node:path';
 import { epochOrder } from '../data/batches.js';
 import { defaultDataDir, getDatasetSpec } from '../data/datasets.js';
 import { describeBackend, useBackend } from '../engine/backend.js';
-import { InputError } from '../errors.js';
+import { checkOneOf, InputError } from '../errors.js';
 import { checkInputShape } from '../models/models.js';
-import { configFromFlags, type TrainConfig, type TrainFlags } from '../training/config.js';
-import { formatSeconds } from '../training/progress.js';
-import {
-  createRun,
-  entanglement,
-  evaluationSample,
-  formatEpoch,
-  loadTrainedNetwork,
-  readStoredConfig,
-  temperatureAt,
-  testScore,
-  train,
-  writeSummary,
-  type EpochMetrics,
-} from '../training/train.js';
+import type { TrainConfig } from '../training/config.js';
+import { entanglement, evaluationSample, testScore } from '../training/evaluate.js';
+import { temperatureAt, type EpochMetrics } from '../training/loop.js';
+import { formatSeconds } from '../format.js';
+import { formatEpoch, trainRun } from '../training/run.js';
+import { createRun, loadTrainedNetwork, readStoredConfig, runFiles, writeSummary } from '../training/run-store.js';
+import { configFromFlags, type TrainFlags } from './train-flags.js';
 
 export function defaultRunDir(config: TrainConfig): string {
   return join('runs', `${config.dataset}-${config.model}-a${config.factor}-T${config.temperature}-s${config.seed}`);
@@ -37,11 +29,16 @@ export function checkRun(config: TrainConfig, out: string): void {
   if (!location.available)
     throw new InputError('--dataset', `${spec.name} is not available (looked in ${location.where}): ${location.howTo}`);
   if (existsSync(out) && !statSync(out).isDirectory()) throw new InputError('--out', `${out} is a file, not a folder`);
+  if (existsSync(runFiles(out).config)) {
+    throw new InputError(
+      '--out',
+      `${out} already holds a run; resume it with snnl train --resume ${out}, or choose another --out`,
+    );
+  }
 }
 
 export async function trainCommand(
   flags: TrainFlags & { resume?: string; out?: string; backend?: string; quiet?: boolean },
-  version: string,
 ) {
   const started = performance.now();
   let dir: string;
@@ -62,14 +59,14 @@ export async function trainCommand(
     const config = configFromFlags(flags);
     dir = flags.out ?? defaultRunDir(config);
     checkRun(config, dir);
-    createRun(dir, config, await useBackend(flags.backend), version);
+    createRun(dir, config, await useBackend(flags.backend));
   }
   const { config } = readStoredConfig(dir);
   process.stderr.write(
     `snnl train: ${config.model} on ${config.dataset}, factor ${config.factor}, temperature ${config.temperature}, ` +
       `${config.epochs} epochs, batch ${config.batchSize}, seed ${config.seed}, backend ${describeBackend()}\n  run folder: ${dir}\n`,
   );
-  const history = await train(dir, describeBackend(), { quiet: flags.quiet ?? false });
+  const history = await trainRun(dir, describeBackend(), { quiet: flags.quiet ?? false });
   writeSummary(dir, history, (performance.now() - started) / 1000);
   return { dir, history, backend: describeBackend(), seconds: (performance.now() - started) / 1000 };
 }
@@ -101,10 +98,7 @@ export async function evaluateCommand(
   dir: string,
   flags: { protocol?: string; backend?: string },
 ): Promise<EvaluateResult> {
-  const protocol = flags.protocol ?? 'test';
-  if (protocol !== 'test' && protocol !== 'seed-readme') {
-    throw new InputError('--protocol', `unknown value '${protocol}'; expected test or seed-readme`);
-  }
+  const protocol = checkOneOf(flags.protocol ?? 'test', ['test', 'seed-readme'] as const, '--protocol');
   readStoredConfig(dir);
   const backend = await useBackend(flags.backend);
   const { net, dataset, stored, epoch } = loadTrainedNetwork(dir);
@@ -119,10 +113,11 @@ export async function evaluateCommand(
     });
     const last = batches.at(-1)!;
     const score = testScore(net, dataset, last, 'train');
+    net.model.dispose();
     return { dir, protocol, epoch, accuracy: score.accuracy, examples: last.length, backend };
   }
   const score = testScore(net, dataset);
-  const t = temperatureAt(config, epoch - 1);
+  const t = temperatureAt(config.temperature, epoch - 1);
   const layers = entanglement(
     net,
     dataset,
@@ -130,6 +125,7 @@ export async function evaluateCommand(
     t === 'optimal' ? 1 : t,
     evaluationSample(dataset, config.evalSample, config.seed),
   );
+  net.model.dispose();
   return {
     dir,
     protocol,

@@ -3,29 +3,8 @@
  * as a whole), and each batch's pixels converted to normalized float32 on the way to the backend.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Dataset, ImageSplit, Normalization } from './datasets.js';
-
-/** A seeded generator (mulberry32): the same seed gives the same shuffles on every machine. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A permutation of 0..n-1 (Fisher-Yates). */
-export function permutation(n: number, random: () => number): Int32Array {
-  const order = Int32Array.from({ length: n }, (_, k) => k);
-  for (let k = n - 1; k > 0; k--) {
-    const j = Math.floor(random() * (k + 1));
-    [order[k], order[j]] = [order[j]!, order[k]!];
-  }
-  return order;
-}
+import { permutation, seededRandom, STREAMS } from '../random.js';
+import type { ImageSplit, Normalization } from './datasets.js';
 
 export interface Batch {
   x: tf.Tensor4D;
@@ -57,7 +36,7 @@ export function gatherBatch(
 
 export interface EpochOptions {
   batchSize: number;
-  /** Seed of the shuffle; epoch e uses seed + e, so any epoch can be replayed on its own. */
+  /** The run's seed; each epoch's shuffle is its own stream of it (src/random.ts). */
   seed: number;
   epoch: number;
   /** Keep the last, smaller batch (default false: every batch has batchSize examples). */
@@ -66,7 +45,7 @@ export interface EpochOptions {
 
 /** The index batches of one epoch of a split. */
 export function epochOrder(count: number, options: EpochOptions): Int32Array[] {
-  const order = permutation(count, seededRandom(options.seed * 1000003 + options.epoch));
+  const order = permutation(count, seededRandom(STREAMS.shuffle(options.seed, options.epoch)));
   const batches: Int32Array[] = [];
   for (let start = 0; start < count; start += options.batchSize) {
     const end = Math.min(count, start + options.batchSize);
@@ -74,12 +53,4 @@ export function epochOrder(count: number, options: EpochOptions): Int32Array[] {
     batches.push(order.subarray(start, end));
   }
   return batches;
-}
-
-/** Iterates one epoch's batches of a data set's split as tensors (the caller disposes each). */
-export function* epochBatches(dataset: Dataset, split: 'train' | 'test', options: EpochOptions): Generator<Batch> {
-  const data = dataset[split];
-  for (const indices of epochOrder(data.count, options)) {
-    yield gatherBatch(data, dataset.imageShape, dataset.normalization, indices);
-  }
 }

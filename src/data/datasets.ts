@@ -1,7 +1,7 @@
 /**
  * The data sets snnl trains on, by name: where each comes from on this machine, how to provide a
  * missing one, and how its files decode into train and test splits (NHWC bytes and labels).
- * ../shared/REFERENCE.md section 4 lists the sources, sizes and checksums.
+ * docs/reference.md section 5 lists the sources; `snnl datasets` their sizes and checksums.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -351,8 +351,7 @@ export const DATASET_NAMES = DATASETS.map((d) => d.name);
 
 export function getDatasetSpec(name: string): DatasetSpec {
   const spec = DATASETS.find((d) => d.name === name);
-  if (!spec)
-    throw new InputError('--dataset', `unknown data set '${name}'; expected one of ${DATASET_NAMES.join(', ')}`);
+  if (!spec) throw new InputError('dataset', `unknown data set '${name}'; expected one of ${DATASET_NAMES.join(', ')}`);
   return spec;
 }
 
@@ -366,7 +365,7 @@ export function loadDataset(name: string, dataDir: string = defaultDataDir()): D
   const spec = getDatasetSpec(name);
   const location = spec.locate(dataDir);
   if (!location.available) {
-    throw new InputError('--dataset', `${name} is not available (looked in ${location.where}): ${location.howTo}`);
+    throw new InputError('dataset', `${name} is not available (looked in ${location.where}): ${location.howTo}`);
   }
   const { train, test } = spec.decode(location);
   const dataset: Dataset = {

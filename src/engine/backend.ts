@@ -26,7 +26,7 @@ export const BACKENDS = ['auto', 'native', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 
 /** Reads a backend choice from a flag or the environment, rejecting unknown names. */
-export function parseBackend(value: string | undefined, subject = '--backend'): BackendChoice {
+export function parseBackend(value: string | undefined, subject = 'backend'): BackendChoice {
   const name = value ?? 'auto';
   if ((BACKENDS as readonly string[]).includes(name)) return name as BackendChoice;
   throw new InputError(subject, `unknown backend '${name}'; expected one of ${BACKENDS.join(', ')}`);
@@ -79,7 +79,7 @@ let noticeShown = false;
  */
 export async function useBackend(choice?: string): Promise<string> {
   const fromEnv = choice === undefined && process.env['SNNL_BACKEND'] !== undefined;
-  const subject = fromEnv ? 'SNNL_BACKEND' : '--backend';
+  const subject = fromEnv ? 'SNNL_BACKEND' : 'backend';
   const name = parseBackend(choice ?? process.env['SNNL_BACKEND'], subject);
   registerGradients();
   registerCpuKernels();

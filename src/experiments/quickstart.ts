@@ -37,6 +37,6 @@ export function quickstartPlan(options: QuickstartOptions): PlannedRun[] {
 }
 
 /** Trains (or resumes, or skips) the three runs in `options.out`. */
-export function quickstart(options: QuickstartOptions, backend: string, version: string, log: (l: string) => void) {
-  return runAll(options.out, quickstartPlan(options), backend, version, log);
+export function quickstart(options: QuickstartOptions, backend: string, log: (l: string) => void) {
+  return runAll(options.out, quickstartPlan(options), backend, log);
 }

@@ -1,5 +1,5 @@
 /**
- * The published results table (pt-snnl README, CNN; ../shared/REFERENCE.md section 3), reproduced on the
+ * The published results table (pt-snnl README, CNN; docs/reference.md, section 4), reproduced on the
  * real test split: five configurations x data sets x seeds, each a run folder, resumable; then the table
  * with mean, best and standard deviation over seeds next to the published figures and to the figures
  * under the published protocol (accuracy on the last shuffled training batch the size of the test set).
@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { epochOrder } from '../data/batches.js';
 import { getDatasetSpec, defaultDataDir } from '../data/datasets.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../training/config.js';
-import { loadTrainedNetwork, testScore } from '../training/train.js';
-import { writeAtomic } from '../training/checkpoint.js';
+import { testScore } from '../training/evaluate.js';
+import { loadTrainedNetwork } from '../training/run-store.js';
+import { writeAtomic } from '../io/atomic.js';
 import { runAll, type PlannedRun, type RunOutcome } from './runs.js';
 
 export const PUBLISHED_SEEDS = [1234, 42, 73, 1024, 86400];
@@ -191,7 +192,6 @@ export interface ReproduceResult {
 export async function reproduce(
   options: ReproduceOptions,
   backend: string,
-  version: string,
   log: (l: string) => void,
 ): Promise<ReproduceResult> {
   const skipped: ReproduceResult['skipped'] = [];
@@ -205,7 +205,7 @@ export async function reproduce(
   const outcomes: RunOutcome[] = [];
   const cells: Cell[] = [];
   for (const dataset of available) {
-    const done = await runAll(options.out, reproducePlan(dataset, options), backend, version, log, {
+    const done = await runAll(options.out, reproducePlan(dataset, options), backend, log, {
       trainMissing: !options.tableOnly,
     });
     outcomes.push(...done);

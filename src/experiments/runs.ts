@@ -5,15 +5,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TrainConfig } from '../training/config.js';
-import {
-  createRun,
-  readHistory,
-  readStoredConfig,
-  runFiles,
-  train,
-  writeSummary,
-  type EpochMetrics,
-} from '../training/train.js';
+import { InputError } from '../errors.js';
+import type { EpochMetrics } from '../training/loop.js';
+import { trainRun } from '../training/run.js';
+import { createRun, readHistory, readStoredConfig, runFiles, writeSummary } from '../training/run-store.js';
 
 export interface PlannedRun {
   name: string;
@@ -35,7 +30,6 @@ export async function runAll(
   root: string,
   plan: PlannedRun[],
   backend: string,
-  version: string,
   log: (line: string) => void,
   { trainMissing = true }: { trainMissing?: boolean } = {},
 ): Promise<RunOutcome[]> {
@@ -51,7 +45,7 @@ export async function runAll(
     if (existsSync(runFiles(dir).config)) {
       const stored = readStoredConfig(dir).config;
       if (JSON.stringify(stored) !== JSON.stringify(config)) {
-        throw new Error(`${dir} holds a run with other settings; remove it or choose another --out`);
+        throw new InputError('out', `${dir} holds a run with other settings; remove it or choose another folder`);
       }
       const history = readHistory(dir);
       if (history.length >= config.epochs) {
@@ -61,13 +55,13 @@ export async function runAll(
       }
       status = 'resumed';
     } else {
-      createRun(dir, config, backend, version);
+      createRun(dir, config, backend);
     }
     log(
       `[${k + 1}/${plan.length}] ${name}: ${status === 'resumed' ? 'resuming' : 'training'} (${config.model} on ${config.dataset}, factor ${config.factor}, T ${config.temperature}, seed ${config.seed})`,
     );
     const started = performance.now();
-    const history = await train(dir, backend, { log });
+    const history = await trainRun(dir, backend, { log });
     writeSummary(dir, history, (performance.now() - started) / 1000);
     outcomes.push({ name, dir, history, status });
   }

@@ -4,7 +4,7 @@
  * sign) mixes them.
  */
 import * as tf from '@tensorflow/tfjs';
-import { seededRandom } from '../data/batches.js';
+import { seededRandom } from '../random.js';
 import { snnl } from '../loss/snnl.js';
 import { optimalTemperature } from '../loss/temperature.js';
 

@@ -36,6 +36,9 @@ export function parseCsv(text: string, name: string): NumericArray {
   return { values, shape, dtype: 'float64' };
 }
 
+/** The deepest nesting a JSON array may have (the reader walks it recursively). */
+export const MAX_RANK = 32;
+
 /** Decodes JSON: a number array of any rank (rectangular), or {"data": [...]} around one. */
 export function parseJson(text: string, name: string): NumericArray {
   let parsed: unknown;
@@ -49,7 +52,15 @@ export function parseJson(text: string, name: string): NumericArray {
   }
   if (!Array.isArray(parsed)) throw new InputError(name, 'expected a JSON array of numbers (nested for rank > 1)');
   const shape: number[] = [];
-  for (let level: unknown = parsed; Array.isArray(level); level = level[0]) shape.push(level.length);
+  for (let level: unknown = parsed; Array.isArray(level); level = level[0]) {
+    shape.push(level.length);
+    if (shape.length > MAX_RANK) {
+      throw new InputError(
+        name,
+        `arrays nested more than ${MAX_RANK} deep are not supported (features are [rows, ...])`,
+      );
+    }
+  }
   const values = new Float64Array(shape.reduce((a, n) => a * n, 1));
   let next = 0;
   const walk = (node: unknown, depth: number, path: string) => {

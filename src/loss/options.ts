@@ -2,10 +2,10 @@
  * The loss's options, their defaults (in one place) and their validation.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { InputError } from '../errors.js';
+import { checkOneOf, InputError } from '../errors.js';
 import { DISTANCES, getDistance, type Distance, type DistanceName } from './distance.js';
 import type { Formula } from './formula.js';
-import { getPreset, PRESETS, type PresetName } from './presets.js';
+import { getPreset, presetDistance, PRESETS, type PresetName } from './presets.js';
 
 export const REDUCTIONS = ['mean', 'sum', 'none'] as const;
 export type Reduction = (typeof REDUCTIONS)[number];
@@ -42,11 +42,6 @@ export interface ResolvedOptions {
   checkFinite: boolean;
 }
 
-function oneOf<T extends string>(value: unknown, allowed: readonly T[], subject: string): T {
-  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
-  throw new InputError(subject, `unknown value ${JSON.stringify(value)}; expected one of ${allowed.join(', ')}`);
-}
-
 /** Checks a temperature: a finite number above 0. */
 export function checkTemperature(value: unknown, subject = 'temperature'): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
@@ -56,15 +51,12 @@ export function checkTemperature(value: unknown, subject = 'temperature'): numbe
 }
 
 export function resolveOptions(options: SnnlOptions, batchSize: number): ResolvedOptions {
-  const presetName = oneOf(options.preset ?? DEFAULTS.preset, PRESETS, 'preset');
+  const presetName = checkOneOf(options.preset ?? DEFAULTS.preset, PRESETS, 'preset');
   const preset = getPreset(presetName);
-  const distanceName = oneOf(options.distance ?? preset.distances[0]!, DISTANCES, 'distance');
-  if (!preset.distances.includes(distanceName)) {
-    throw new InputError(
-      'distance',
-      `the ${presetName} preset supports ${preset.distances.join(' and ')} distance only, not ${distanceName}`,
-    );
-  }
+  const distanceName = presetDistance(
+    presetName,
+    options.distance === undefined ? undefined : checkOneOf(options.distance, DISTANCES, 'distance'),
+  );
   const blockSize = options.blockSize ?? batchSize;
   if (!Number.isInteger(blockSize) || blockSize < 1) {
     throw new InputError('blockSize', `expected a whole number of rows above 0, got ${String(blockSize)}`);
@@ -74,11 +66,14 @@ export function resolveOptions(options: SnnlOptions, batchSize: number): Resolve
     distance: getDistance(distanceName),
     formula: preset.formula,
     preset: presetName,
-    reduction: oneOf(options.reduction ?? DEFAULTS.reduction, REDUCTIONS, 'reduction'),
+    reduction: checkOneOf(options.reduction ?? DEFAULTS.reduction, REDUCTIONS, 'reduction'),
     blockSize: Math.min(blockSize, batchSize),
     checkFinite: options.checkFinite ?? DEFAULTS.checkFinite,
   };
 }
+
+/** The largest finite float32. */
+const FLOAT32_MAX = 3.4028234663852886e38;
 
 export type Labels = tf.Tensor | ArrayLike<number>;
 
@@ -122,10 +117,24 @@ export function toFeatureMatrix(features: tf.Tensor | tf.TensorLike, checkFinite
   if (checkFinite) {
     // 0 * x is 0 for finite x and NaN for NaN and +-inf, so a row sums to 0 exactly when it is finite
     // (two plain float ops, fast on every backend, where isFinite + all are slow kernels on some).
-    const rowZero = tf.tidy(() => tf.sum(tf.mul(flat, 0), 1)).dataSync();
-    const bad = rowZero.findIndex((v) => v !== 0);
+    const checks = tf.tidy(() => tf.concat([tf.sum(tf.mul(flat, 0), 1), tf.reshape(tf.max(tf.abs(flat)), [1])]));
+    const values = checks.dataSync();
+    checks.dispose();
+    const bad = values.subarray(0, b).findIndex((v) => v !== 0);
     if (bad >= 0) {
       throw new InputError('features', `row ${bad} holds a NaN or infinite value; features must be finite`);
+    }
+    // Centred rows reach 2 max|x|, and |c_i|^2 + |c_j|^2 - 2 c_i.c_j sums terms up to (2 max|x|)^2 d each:
+    // past float32's range they would turn into NaN.
+    const largest = values[b]!;
+    const limit = Math.sqrt(FLOAT32_MAX / (16 * flat.shape[1]!));
+    if (largest > limit) {
+      throw new InputError(
+        'features',
+        `values reach ${largest.toExponential(2)}: squared distances between rows would overflow float32 at ` +
+          `${flat.shape[1]} features (keep |x| below ${limit.toExponential(2)}); scale the features down: ` +
+          `SNNL of x / s at temperature T / s^2 (squared Euclidean) equals SNNL of x at T`,
+      );
     }
   }
   return flat;

@@ -1,5 +1,5 @@
 /**
- * Named bundles of choices that reproduce an implementation users know (../shared/REFERENCE.md §1).
+ * Named bundles of choices that reproduce an implementation users know (docs/reference.md, section 2).
  *
  * | preset     | formula                  | distances                   | rows with no partner  |
  * |------------|--------------------------|-----------------------------|-----------------------|
@@ -7,6 +7,7 @@
  * | cleverhans | epsilon 1e-5, f - I mask | squared-euclidean, cosine   | contribute -log(1e-5) |
  * | pt-snnl    | epsilon 1e-5, f - I mask | cosine                      | contribute -log(1e-5) |
  */
+import { InputError } from '../errors.js';
 import { DISTANCES, type DistanceName } from './distance.js';
 import { epsilonFormula, logSumExp, type Formula } from './formula.js';
 
@@ -33,4 +34,21 @@ const byName: Record<PresetName, Preset> = {
 
 export function getPreset(name: PresetName): Preset {
   return byName[name];
+}
+
+/** The distance to use with a preset: `distance` when the preset offers it, its own default when undefined. */
+export function presetDistance(
+  preset: PresetName,
+  distance: DistanceName | undefined,
+  subject = 'distance',
+): DistanceName {
+  const offered = getPreset(preset).distances;
+  if (distance === undefined) return offered[0]!;
+  if (!offered.includes(distance)) {
+    throw new InputError(
+      subject,
+      `the ${preset} preset supports ${offered.join(' and ')} distance only, not ${distance}`,
+    );
+  }
+  return distance;
 }

@@ -7,7 +7,7 @@
  *   a multiplier t of the inverse temperature (T = T0 / t, t starting at 1) per evaluation.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { InputError } from '../errors.js';
+import { checkOneOf, InputError } from '../errors.js';
 import { checkTemperature, type Labels, type SnnlOptions } from './options.js';
 import { blockRanges, blockTensors, makeBatch, makeBlock, type PairBatch } from './snnl.js';
 import { asColumn, rowSlice } from './shape.js';
@@ -173,10 +173,7 @@ export function optimalTemperature(
   labels: Labels,
   options: OptimalTemperatureOptions = {},
 ): OptimalTemperature {
-  const method = options.method ?? 'search';
-  if (method !== 'search' && method !== 'one-step') {
-    throw new InputError('method', `unknown value ${JSON.stringify(method)}; expected search or one-step`);
-  }
+  const method = checkOneOf(options.method ?? 'search', ['search', 'one-step'] as const, 'method');
   const tolerance = options.tolerance ?? 1e-6;
   if (!(tolerance > 0)) throw new InputError('tolerance', `expected a number above 0, got ${String(tolerance)}`);
   const initial = checkTemperature(options.initialTemperature ?? 1, 'initialTemperature');

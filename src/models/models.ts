@@ -4,6 +4,7 @@
  * everything a training step needs: tfjs has no activity regularizers, so snnl's own loop adds the terms.
  */
 import * as tf from '@tensorflow/tfjs';
+import { STREAMS } from '../random.js';
 import { InputError } from '../errors.js';
 
 export const MODEL_NAMES = ['mlp', 'cnn', 'cleverhans-cnn', 'resnet', 'autoencoder'] as const;
@@ -30,13 +31,10 @@ export interface Network {
 /** The input shapes each model accepts. */
 export function checkInputShape(name: ModelName, shape: [number, number, number]): void {
   if (name === 'resnet' && (shape[0] !== 32 || shape[1] !== 32 || shape[2] !== 3)) {
-    throw new InputError(
-      '--model',
-      `resnet takes 32x32x3 images (svhn, cifar10); this data set has ${shape.join('x')}`,
-    );
+    throw new InputError('model', `resnet takes 32x32x3 images (svhn, cifar10); this data set has ${shape.join('x')}`);
   }
   if ((name === 'cnn' || name === 'cleverhans-cnn') && shape[0] < 16) {
-    throw new InputError('--model', `${name} needs images of at least 16x16, got ${shape.join('x')}`);
+    throw new InputError('model', `${name} needs images of at least 16x16, got ${shape.join('x')}`);
   }
 }
 
@@ -46,7 +44,7 @@ export function checkInputShape(name: ModelName, shape: [number, number, number]
  * reproducible to the bit.
  */
 function initialize(model: tf.LayersModel, outputLayer: string, seed: number): void {
-  let next = seed * 7919 + 1;
+  let next = STREAMS.weights(seed);
   for (const layer of model.layers) {
     const weights = layer.getWeights();
     if (weights.length === 0 || !(layer instanceof tf.layers.Layer)) continue;
@@ -81,7 +79,7 @@ function mlp(input: tf.SymbolicTensor, classes: number, options: ModelOptions) {
   return { hidden, output: dense(classes, 'logits').apply(h) as tf.SymbolicTensor };
 }
 
-/** ../shared/REFERENCE.md section 3: Conv(64,k8,s2,p1)-ReLU-Conv(128,k6,s2,p1)-ReLU-FC1024-FC1024-FC512-FC. */
+/** docs/reference.md section 4: Conv(64,k8,s2,p1)-ReLU-Conv(128,k6,s2,p1)-ReLU-FC1024-FC1024-FC512-FC. */
 function cnn(input: tf.SymbolicTensor, classes: number) {
   const conv = (filters: number, kernelSize: number, name: string, x: tf.SymbolicTensor) => {
     const padded = tf.layers.zeroPadding2d({ padding: 1, name: `${name}_pad` }).apply(x);
@@ -169,7 +167,7 @@ export function buildNetwork(
   options: ModelOptions = {},
 ): Network {
   if (!(MODEL_NAMES as readonly string[]).includes(name)) {
-    throw new InputError('--model', `unknown model '${name}'; expected one of ${MODEL_NAMES.join(', ')}`);
+    throw new InputError('model', `unknown model '${name}'; expected one of ${MODEL_NAMES.join(', ')}`);
   }
   checkInputShape(name, inputShape);
   const input = tf.input({ shape: inputShape, name: 'image' });

@@ -3,7 +3,7 @@
  * picture.
  */
 import { UMAP } from 'umap-js';
-import { seededRandom } from '../data/batches.js';
+import { seededRandom } from '../random.js';
 
 export function umap2d(rows: number[][], seed: number): number[][] {
   const nNeighbors = Math.min(15, rows.length - 1);

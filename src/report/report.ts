@@ -7,15 +7,10 @@ import { join, relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { gatherBatch } from '../data/batches.js';
 import { InputError } from '../errors.js';
-import {
-  evaluationSample,
-  loadTrainedNetwork,
-  readHistory,
-  readStoredConfig,
-  runFiles,
-  type EpochMetrics,
-} from '../training/train.js';
-import { writeAtomic } from '../training/checkpoint.js';
+import { evaluationSample } from '../training/evaluate.js';
+import type { EpochMetrics } from '../training/loop.js';
+import { loadTrainedNetwork, readHistory, readStoredConfig, runFiles } from '../training/run-store.js';
+import { writeAtomic } from '../io/atomic.js';
 import { umap2d } from './embedding.js';
 import { accuracySpec, curvesSpec, embeddingSpec, svgToPng, toSvg, type Row } from './figures.js';
 

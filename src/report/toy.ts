@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ToyFrame } from '../experiments/toy.js';
-import { writeAtomic } from '../training/checkpoint.js';
+import { writeAtomic } from '../io/atomic.js';
 import { framesSpec, svgToPng, toSvg } from './figures.js';
 
 export async function writeToyReport(dir: string, frames: ToyFrame[]): Promise<string> {

@@ -1,27 +1,13 @@
 /**
- * Checkpoints and run files, written atomically: a file is written beside its target and renamed over
- * it, so a run killed at any moment leaves either the old or the new file, never half of one.
+ * Checkpoints, written atomically (src/io/atomic.ts).
  *
  * A checkpoint is one binary file (tfjs-node's file IO handler is not available here): a 4-byte length,
  * a JSON manifest ({name, shape, offset} per tensor, plus any metadata), then the float32 values.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
-
-/** Writes `data` to `path` atomically (temporary file, fsync, rename). */
-export function writeAtomic(path: string, data: string | Uint8Array): void {
-  const temporary = join(dirname(path), `.${path.split('/').pop()}.${process.pid}.tmp`);
-  const fd = openSync(temporary, 'w');
-  try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, path);
-}
+import { writeAtomic } from '../io/atomic.js';
 
 export interface NamedTensor {
   name: string;

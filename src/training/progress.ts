@@ -2,6 +2,8 @@
  * A progress bar for long work on stderr: redrawn in place on a terminal, a line every tenth of the
  * way otherwise (logs, CI), so progress is visible either way and the output stays readable.
  */
+import { formatSeconds } from '../format.js';
+
 export class ProgressBar {
   private readonly started = performance.now();
   private lastDecile = -1;
@@ -39,12 +41,4 @@ export class ProgressBar {
       this.stream.write(line + '\n');
     }
   }
-}
-
-export function formatSeconds(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  if (seconds < 60) return `${seconds.toFixed(0)}s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
 }

@@ -17,7 +17,11 @@ import {
   get,
   I32,
   set,
-  simd,
+  F32X4_SQRT,
+  F32X4_ADD,
+  F32X4_SUB,
+  F32X4_MUL,
+  F32X4_DIV,
   V128,
   V128_LOAD,
   V128_STORE,
@@ -27,13 +31,7 @@ import {
 const load = (address: number, index: number) => [...get(address), ...get(index), ...I32_ADD, ...V128_LOAD];
 const store = V128_STORE;
 const SPLAT = F32X4_SPLAT;
-const [SQRT, ADD, SUB, MUL, DIV] = [0xe3, 0xe4, 0xe5, 0xe6, 0xe7].map(simd) as [
-  number[],
-  number[],
-  number[],
-  number[],
-  number[],
-];
+const [SQRT, ADD, SUB, MUL, DIV] = [F32X4_SQRT, F32X4_ADD, F32X4_SUB, F32X4_MUL, F32X4_DIV];
 
 // Parameters 0-6: addresses (value, m, v, g, newValue, newM, newV); 7: bytes; 8-15: the scalars.
 const [VALUE, M, V, G, NEW_VALUE, NEW_M, NEW_V, BYTES] = [0, 1, 2, 3, 4, 5, 6, 7];

@@ -66,6 +66,32 @@ export const F32X4_SPLAT = simd(0x13);
 export const F32X4_ADD = simd(0xe4);
 export const F32X4_MUL = simd(0xe6);
 
+/** f32.add, f64.add (scalars). */
+export const F32_ADD = [0x92];
+export const F64_ADD = [0xa0];
+/** f64.store, 8-byte alignment, offset 0. */
+export const F64_STORE = [0x39, 0x03, 0x00];
+/** i32.div_u */
+export const DIV_U = [0x6e];
+/** if / end of a block that yields an f32. */
+export const IF_F32 = [0x04, 0x7d];
+/** f32.const 0 */
+export const F32_ZERO = [0x43, 0x00, 0x00, 0x00, 0x00];
+export const F32X4_SUB = simd(0xe5);
+export const F32X4_DIV = simd(0xe7);
+export const F32X4_SQRT = simd(0xe3);
+export const F32X4_NE = simd(0x42);
+export const F32X4_GT = simd(0x44);
+export const V128_BITSELECT = simd(0x52);
+export const F64X2_PROMOTE_LOW = simd(0x5f);
+export const F64X2_ADD = simd(0xf0);
+/** i8x16.shuffle moving lanes 2, 3 of a float32 vector to lanes 0, 1. */
+export const HIGH_TO_LOW = [...simd(0x0d), 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+/** v128.const of four equal float32 lanes. */
+export const f32x4Const = (v: number) => [...simd(0x0c), ...new Uint8Array(new Float32Array([v, v, v, v]).buffer)];
+/** f64x2.extract_lane */
+export const f64x2Lane = (lane: number) => [...simd(0x21), lane];
+
 /** The product of two i32 locals. */
 export const times = (a: number, b: number) => [...get(a), ...get(b), ...MUL];
 

@@ -13,6 +13,7 @@ import {
   ADD,
   AND,
   END,
+  F32_ADD,
   F32_LOAD,
   F32_STORE,
   F32X4_ADD,
@@ -35,8 +36,6 @@ const [COL, DX, IMAGES, OH, OW, KH, KW, SH, SW, TOP, LEFT, HEIGHT, WIDTH, CIN] =
   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
 ];
 const [N, OY, OX, KY, KX, IY, IX, ROW, SRC, DST, END4, RUN_END] = [14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25];
-
-const F32_ADD = [0x92];
 
 const addRun = [
   // src = row + 4 (ky kw + kx) cin;  dst = dx + 4 ((n height + iy) width + ix) cin

@@ -12,11 +12,13 @@ import {
   END,
   F32_LOAD,
   F32_STORE,
+  F32_ZERO,
   forLoop,
   get,
   I32,
   i32,
   IF,
+  IF_F32,
   LT,
   MUL,
   set,
@@ -31,8 +33,6 @@ const [X, COLT, IMAGES, HEIGHT, WIDTH, CIN, KW, OH, OW, SH, SW, TOP, LEFT, KY0, 
 const [KY, KX, CI, N, OY, OX, IY, IX, K, BASE] = [15, 16, 17, 18, 19, 20, 21, 22, 23, 24];
 
 /** if with a float32 result */
-const IF_F32 = [0x04, 0x7d];
-const F32_ZERO = [0x43, 0x00, 0x00, 0x00, 0x00];
 
 export const im2colTFunction: FunctionCode = {
   name: 'im2colT',

@@ -6,26 +6,21 @@
  */
 import {
   ADD,
+  F32X4_GT,
   F32X4_MUL,
+  F32X4_NE,
   forLoop,
   get,
   I32,
   i32,
   set,
-  simd,
+  f32x4Const,
   V128,
+  V128_BITSELECT,
   V128_LOAD,
   V128_STORE,
   type FunctionCode,
 } from './asm.js';
-
-const F32X4_NE = simd(0x42);
-const F32X4_GT = simd(0x44);
-const BITSELECT = simd(0x52);
-const f32x4 = (v: number) => {
-  const bytes = new Uint8Array(new Float32Array([v, v, v, v]).buffer);
-  return [...simd(0x0c), ...bytes];
-};
 
 const [DY, X, OUT, BYTES] = [0, 1, 2, 3];
 const [K, XV, STEP] = [4, 5, 6];
@@ -40,8 +35,8 @@ export const reluGradFunction: FunctionCode = {
   code: forLoop(K, i32(0), get(BYTES), i32(16), [
     ...[...get(X), ...get(K), ...ADD, ...V128_LOAD, ...set(XV)],
     // step = x > 0 ? 1 : 0, then NaN where x is NaN
-    ...[...f32x4(1), ...f32x4(0), ...get(XV), ...f32x4(0), ...F32X4_GT, ...BITSELECT, ...set(STEP)],
-    ...[...get(XV), ...get(STEP), ...get(XV), ...get(XV), ...F32X4_NE, ...BITSELECT, ...set(STEP)],
+    ...[...f32x4Const(1), ...f32x4Const(0), ...get(XV), ...f32x4Const(0), ...F32X4_GT, ...V128_BITSELECT, ...set(STEP)],
+    ...[...get(XV), ...get(STEP), ...get(XV), ...get(XV), ...F32X4_NE, ...V128_BITSELECT, ...set(STEP)],
     ...[...get(OUT), ...get(K), ...ADD],
     ...[...get(DY), ...get(K), ...ADD, ...V128_LOAD, ...get(STEP), ...F32X4_MUL, ...V128_STORE],
   ]),

@@ -15,27 +15,25 @@ import {
   F32X4_ADD,
   F32X4_MUL,
   F32X4_SPLAT,
+  F64_ADD,
+  F64_STORE,
+  F64X2_ADD,
+  F64X2_PROMOTE_LOW,
+  f64x2Lane,
   forLoop,
   get,
+  HIGH_TO_LOW,
   I32,
   i32,
   MUL,
   set,
-  simd,
+  f32x4Const,
   times,
   V128,
   V128_LOAD,
   V128_STORE,
   type FunctionCode,
 } from './asm.js';
-
-const F64X2_PROMOTE_LOW = simd(0x5f);
-const F64X2_ADD = simd(0xf0);
-/** i8x16.shuffle moving lanes 2, 3 of the float32 vector to lanes 0, 1. */
-const HIGH_TO_LOW = [...simd(0x0d), 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
-const f64x2Lane = (lane: number) => [...simd(0x21), lane];
-const F64_ADD = [0xa0];
-const F64_STORE = [0x39, 0x03, 0x00];
 
 // rowDots: params 0 x, 1 y, 2 out, 3 rows, 4 width, 5 stride; locals 6 i, 7 p (x byte address), 8 q, 9 end,
 // 10 v (v128 product), 11-12 accumulators (f64x2).
@@ -58,8 +56,8 @@ export const rowDotsFunction: FunctionCode = {
   ],
   code: forLoop(I, i32(0), get(ROWS), i32(1), [
     ...rowStart(X, Y),
-    ...[...simd(0x0c), ...Array<number>(16).fill(0), ...set(ACC0)], // v128.const 0
-    ...[...simd(0x0c), ...Array<number>(16).fill(0), ...set(ACC1)],
+    ...[...f32x4Const(0), ...set(ACC0)], // zeros (as f64x2 too)
+    ...[...f32x4Const(0), ...set(ACC1)],
     ...forLoop(P, get(P), get(END), i32(16), [
       ...[...get(P), ...V128_LOAD, ...get(Q), ...V128_LOAD, ...F32X4_MUL, ...set(V)],
       ...[...get(ACC0), ...get(V), ...F64X2_PROMOTE_LOW, ...F64X2_ADD, ...set(ACC0)],

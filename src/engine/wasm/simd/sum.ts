@@ -9,9 +9,20 @@
  *
  * The chunks keep float32 sums short; the caller adds the partial sums in double precision.
  */
-import { ADD, F32X4_ADD, forLoop, get, I32, i32, MUL, set, V128_LOAD, V128_STORE, type FunctionCode } from './asm.js';
-
-const DIV_U = [0x6e];
+import {
+  ADD,
+  DIV_U,
+  F32X4_ADD,
+  forLoop,
+  get,
+  I32,
+  i32,
+  MUL,
+  set,
+  V128_LOAD,
+  V128_STORE,
+  type FunctionCode,
+} from './asm.js';
 
 const [X, PARTIALS, ROWS, WIDTH, CHUNK, STRIDE] = [0, 1, 2, 3, 4, 5];
 const [R, S, P, END] = [6, 7, 8, 9];

@@ -1,0 +1,95 @@
+/**
+ * A stored run trained by the loop: the run folder (src/training/run-store.ts) wrapped around
+ * `trainLoop`, with the test score and per-layer entanglement measured after every epoch, a checkpoint
+ * after every epoch, and a progress bar. `snnl train`, `snnl quickstart` and `snnl reproduce` use it.
+ */
+import { epochOrder, gatherBatch } from '../data/batches.js';
+import { entanglement, evaluationSample, normalizationFor, testScore } from './evaluate.js';
+import { loopSettings, trainLoop, type BatchSource, type EpochMetrics } from './loop.js';
+import { FusedAdamOptimizer } from './optimizer.js';
+import { ProgressBar } from './progress.js';
+import { readStoredConfig, restoreRunState, runParts, saveRunState } from './run-store.js';
+
+export interface TrainRunOptions {
+  /** Print nothing (tests). */
+  quiet?: boolean;
+  /** Called after each epoch with its metrics (a report, a test). */
+  onEpoch?: (metrics: EpochMetrics) => void;
+  /** Stop at this batch (0-based) of this epoch (1-based), as a killed process would (tests of resuming). */
+  stopAt?: { epoch: number; batch: number };
+  log?: (line: string) => void;
+}
+
+/**
+ * Trains the run in `dir` from its config.json, resuming from its checkpoint when there is one.
+ * Returns the metrics of every epoch.
+ */
+export async function trainRun(dir: string, backend: string, options: TrainRunOptions = {}): Promise<EpochMetrics[]> {
+  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const { config } = readStoredConfig(dir);
+  const { dataset, net } = runParts(config);
+  const settings = loopSettings(config, net);
+  const optimizer = new FusedAdamOptimizer(config.lr);
+  try {
+    const state = await restoreRunState(dir, net, config.model, optimizer, settings.layers.length);
+    if (state) log(`resuming ${dir} after epoch ${state.epoch} of ${config.epochs}`);
+    const norm = normalizationFor(net, dataset);
+    const order = (epoch: number) =>
+      epochOrder(dataset.train.count, { batchSize: config.batchSize, seed: config.seed, epoch });
+    const data: BatchSource = {
+      classes: dataset.classes,
+      batchCount: (epoch) => order(epoch).length,
+      *batches(epoch) {
+        for (const indices of order(epoch)) yield gatherBatch(dataset.train, dataset.imageShape, norm, indices);
+      },
+    };
+    const sample = evaluationSample(dataset, config.evalSample, config.seed);
+    let bar: ProgressBar | undefined;
+    return await trainLoop({
+      network: net,
+      optimizer,
+      data,
+      settings,
+      ...(state ? { state } : {}),
+      callbacks: {
+        shouldStop: (epoch, batch) => options.stopAt?.epoch === epoch && options.stopAt.batch === batch,
+        onBatchEnd: (p) => {
+          if (p.done === 1)
+            bar = new ProgressBar(`epoch ${p.epoch}/${config.epochs}`, p.total ?? 0, process.stderr, options.quiet);
+          bar?.update(p.done, {
+            loss: p.loss.toFixed(4),
+            ...(p.accuracy !== null ? { acc: `${(100 * p.accuracy).toFixed(1)}%` } : {}),
+            speed: `${p.imagesPerSecond.toFixed(0)} img/s`,
+          });
+        },
+        evaluate: (_epoch, temperature) => ({
+          test: testScore(net, dataset),
+          entanglement: entanglement(net, dataset, config, temperature === 'optimal' ? 1 : temperature, sample),
+        }),
+        onEpochEnd: async (metrics, loopState) => {
+          await saveRunState(dir, net, optimizer, loopState);
+          options.onEpoch?.(metrics);
+          if (!options.quiet) log(formatEpoch(metrics, backend));
+        },
+      },
+    });
+  } finally {
+    net.model.dispose();
+    optimizer.dispose();
+  }
+}
+
+/** One line for a finished epoch: test score, speed, and each layer's entanglement. */
+export function formatEpoch(m: EpochMetrics, backend: string): string {
+  const accuracy =
+    m.test.accuracy !== null
+      ? `test accuracy ${(100 * m.test.accuracy).toFixed(2)}%`
+      : `test BCE ${m.test.reconstruction?.toFixed(4)}`;
+  const layers = Object.entries(m.entanglement)
+    .map(
+      ([name, e]) =>
+        `${name} ${e.loss.toFixed(3)} (opt ${e.optimalLoss.toFixed(3)} @T=${e.optimalTemperature.toPrecision(3)})`,
+    )
+    .join(', ');
+  return `epoch ${m.epoch}: ${accuracy}, ${m.imagesPerSecond.toFixed(0)} img/s on ${backend}; SNNL ${layers}`;
+}
