@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds snnl's native backend (native/snnl_native.cc) against Debian's LibTorch with node-gyp.
 //
-//   npm run build:native            build it; fails, saying why, where LibTorch is missing
+//   npx snnl build-native (or npm run build:native here)
+//                                   build it; fails, saying why, where LibTorch is missing
 //   node scripts/build-native.mjs --optional
 //                                   what `npm install` runs: builds where LibTorch is installed, else
 //                                   prints one line and succeeds (the native backend is optional)
@@ -13,7 +14,7 @@ import { dirname, join } from 'node:path';
 
 const optional = process.argv.includes('--optional');
 const root = join(import.meta.dirname, '..');
-const enable = 'sudo apt-get install libtorch-dev libopenblas0-openmp && npm run build:native';
+const enable = 'sudo apt-get install libtorch-dev libopenblas0-openmp && npx snnl build-native';
 
 function stop(message) {
   if (optional) {
@@ -48,7 +49,7 @@ if (!existsSync('/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3')) {
   console.log(
     "snnl: warning: OpenBLAS's OpenMP build is missing, so LibTorch's matrix products use the system BLAS " +
       '(the reference BLAS is about 30x slower; the pthread OpenBLAS fights the OpenMP threads): ' +
-      'sudo apt-get install libopenblas0-openmp, then npm run build:native',
+      'sudo apt-get install libopenblas0-openmp, then npx snnl build-native',
   );
 }
 console.log('snnl: building the native backend (LibTorch) ...');

@@ -1,8 +1,8 @@
 /**
- * snnl: the Soft Nearest Neighbor Loss on TensorFlow.js tensors.
+ * snnl: the Soft Nearest Neighbor Loss on TensorFlow.js tensors, for Node: everything of the browser
+ * entry (src/browser.ts), and the choice of compute engine (native LibTorch, or wasm with snnl's kernels).
  *
- *     import { snnl } from 'snnl';
+ *     import { snnl, useBackend } from 'snnl';
  */
-export * from './loss/index.js';
-export { InputError } from './errors.js';
+export * from './browser.js';
 export { useBackend, BACKENDS, type BackendChoice } from './engine/backend.js';

@@ -38,7 +38,7 @@ describe('backend selection', () => {
     const notice = run.stderr.trim().split('\n');
     expect(notice).toHaveLength(1);
     expect(notice[0]).toMatch(
-      /snnl: using wasm \(the native addon is not built .*\); .*apt-get install libtorch-dev.*npm run build:native/,
+      /snnl: using wasm \(the native addon is not built .*\); .*apt-get install libtorch-dev.*npx snnl build-native/,
     );
   });
 
@@ -46,7 +46,7 @@ describe('backend selection', () => {
     const run = select({ SNNL_NATIVE_ADDON: '/nonexistent/snnl_native.node' }, 'native');
     expect(run.status).not.toBe(0);
     expect(run.stderr).toMatch(/backend: the native backend is not available: the native addon is not built/);
-    expect(run.stderr).toMatch(/npm run build:native/);
+    expect(run.stderr).toMatch(/npx snnl build-native/);
   });
 
   it('rejects a bad SNNL_THREADS or backend name, naming it', () => {

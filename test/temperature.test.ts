@@ -107,6 +107,20 @@ describe('optimal temperature', () => {
     expect(next.multiplier).not.toBe(got.multiplier);
   });
 
+  it('halves the multiplier where the reference step would pass t = 0 (a negative temperature)', () => {
+    // 64 points in 50-d, 4 classes: at T0 = 4 the loss falls so steeply with T that the step overshoots.
+    const x = normalMatrix(64, 50, seeded(26));
+    const y = Array.from({ length: 64 }, (_, i) => i % 4);
+    const t0 = 4;
+    const h = 1e-6;
+    const at = (t: number) => oracleSnnl(x, y, t0 / t, 'squared-euclidean', 'cleverhans').loss;
+    expect(1 - 0.1 * ((at(1 + h) - at(1 - h)) / (2 * h))).toBeLessThan(0);
+    const got = optimalTemperature(x, y, { method: 'one-step', initialTemperature: t0, preset: 'cleverhans' });
+    expect(got.multiplier).toBe(0.5);
+    expect(got.temperature).toBe(8);
+    expect(relativeError(got.loss, at(0.5))).toBeLessThan(1e-5);
+  });
+
   it('is the loss of snnl at the temperature found, and leaks no tensor', () => {
     const x = tf.randomNormal([30, 5], 0, 1, 'float32', 26);
     const y = Array.from({ length: 30 }, (_, i) => i % 3);

@@ -93,13 +93,74 @@ describe('training', () => {
     expect(counts[2]).toBe(counts[1]);
   });
 
-  it('disentangles with --factor 10 and entangles with --factor -10 --temperature 0 (optimal-T SNNL of fc2)', async () => {
+  it('disentangles with --factor 10 and entangles with --factor -1 (optimal-T SNNL of every layer)', async () => {
     const flags = { ...SMALL, widths: '64,64', trainSubset: '3000', epochs: '1' };
-    const entanglementOf = async (factor: string, temperature: string) =>
-      (await run({ ...flags, factor, temperature })).history[0]!.entanglement['fc2']!.optimalLoss;
-    const baseline = await entanglementOf('0', '100');
-    expect(await entanglementOf('10', '100')).toBeLessThan(baseline);
-    expect(await entanglementOf('-10', '0')).toBeGreaterThan(baseline);
+    const entanglementOf = async (extra: TrainFlags) => (await run({ ...flags, ...extra })).history[0]!.entanglement;
+    const baseline = await entanglementOf({ factor: '0' });
+    const apart = await entanglementOf({ factor: '10', temperature: '100' });
+    const mixed = await entanglementOf({ factor: '-1' });
+    for (const layer of ['fc1', 'fc2']) {
+      expect(apart[layer]!.optimalLoss, layer).toBeLessThan(baseline[layer]!.optimalLoss);
+      expect(mixed[layer]!.optimalLoss, layer).toBeGreaterThan(baseline[layer]!.optimalLoss);
+    }
+  });
+});
+
+describe('entangling defaults', () => {
+  const flags = { dataset: 'mnist', model: 'mlp' };
+  it('train the bounded form at a temperature relative to the batch, measured with the stable form', () => {
+    expect(configFromFlags({ ...flags, factor: '-1' })).toMatchObject({
+      preset: 'cleverhans',
+      distance: 'squared-euclidean',
+      temperature: 1,
+      relativeTemperature: true,
+      measure: { preset: 'stable', distance: 'squared-euclidean' },
+    });
+    // An explicit temperature stays absolute; the form is still bounded.
+    const absolute = configFromFlags({ ...flags, factor: '-1', temperature: '100' });
+    expect(absolute).toMatchObject({ preset: 'cleverhans', temperature: 100 });
+    expect(absolute.relativeTemperature).toBeUndefined();
+    // Explicit presets and cosine distance (bounded by itself) are kept as given.
+    expect(configFromFlags({ ...flags, factor: '-1', preset: 'stable' })).toMatchObject({
+      preset: 'stable',
+      temperature: 100,
+    });
+    const cosine = configFromFlags({ ...flags, factor: '-1', distance: 'cosine' });
+    expect(cosine).toMatchObject({ preset: 'stable', distance: 'cosine', temperature: 100 });
+    expect(cosine.measure).toBeUndefined();
+    // Disentangling is unchanged.
+    expect(configFromFlags({ ...flags, factor: '10' })).toMatchObject({ preset: 'stable', temperature: 100 });
+    expect(configFromFlags({ ...flags, factor: '10' }).relativeTemperature).toBeUndefined();
+  });
+
+  it('warn in one line about an unbounded combination picked explicitly, and train it', () => {
+    const out = join(root, 'unbounded');
+    const args = ['--dataset', 'mnist', '--model', 'mlp', '--widths', '8', '--epochs', '1', '--train-subset', '256'];
+    const result = snnlCli('train', ...args, '--factor', '-1', '--preset', 'stable', '--out', out, '--quiet');
+    expect(result.status).toBe(0);
+    const warnings = result.stderr.split('\n').filter((l) => l.startsWith('snnl: warning:'));
+    expect(warnings).toEqual([
+      'snnl: warning: factor -1 maximizes the stable form on squared-euclidean distance, which has no upper bound: ' +
+        'the network can raise it by scaling its activations up (leave the preset out for the bounded cleverhans ' +
+        'form, or use --distance cosine)',
+    ]);
+    const quiet = snnlCli('train', ...args, '--factor', '-1', '--out', join(root, 'bounded'), '--quiet');
+    expect(quiet.stderr).not.toMatch(/warning/);
+  });
+
+  it('--optimize-temperature needs a starting temperature', () => {
+    const result = snnlCli(
+      'train',
+      '--dataset',
+      'mnist',
+      '--model',
+      'mlp',
+      '--temperature',
+      'annealed',
+      '--optimize-temperature',
+    );
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/--optimize-temperature: needs a starting temperature/);
   });
 });
 

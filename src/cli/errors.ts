@@ -30,6 +30,7 @@ const FLAGS: Record<string, string> = Object.fromEntries(
     'epochs',
     'seed',
     'blockSize',
+    'optimizeTemperature',
   ].map((name) => [name, '--' + name.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())]),
 );
 

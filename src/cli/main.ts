@@ -2,7 +2,9 @@
 /**
  * The `snnl` command line.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { BACKENDS } from '../engine/backend.js';
 import { DISTANCES } from '../loss/distance.js';
@@ -22,6 +24,12 @@ const backendOption = (fallback?: string) => {
   const option = new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND');
   return fallback === undefined ? option : option.default(fallback);
 };
+
+/** Runs the package's own build script (npm does not run a dependency's install scripts by default). */
+function buildNative(): number {
+  const script = fileURLToPath(new URL('../../scripts/build-native.mjs', import.meta.url));
+  return spawnSync(process.execPath, [script], { stdio: 'inherit' }).status ?? 1;
+}
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -57,7 +65,12 @@ export function buildProgram(): Command {
     .option('--dataset <name>', 'data set (see snnl datasets)')
     .addOption(new Option('--model <name>', 'network').choices([...MODEL_NAMES]))
     .option('--factor <a>', 'SNNL factor a (negative entangles the classes; 0 trains without SNNL)', '0')
-    .option('--temperature <T>', "a number above 0, 'annealed' (or 0: 1/(1+epoch)^0.55), or 'optimal'", '100')
+    .option(
+      '--temperature <T>',
+      "a number above 0, 'annealed' (or 0: 1/(1+epoch)^0.55), or 'optimal' (default 100; entangling with no --preset: 1, relative)",
+    )
+    .option('--optimize-temperature', "start at --temperature and take the paper code's one step per batch on it")
+    .option('--relative-temperature', "--temperature in units of each batch's mean squared distance, per layer")
     .addOption(new Option('--distance <name>', "pairwise distance (default: the preset's)").choices([...DISTANCES]))
     .addOption(new Option('--preset <name>', 'SNNL formula').choices([...PRESETS]))
     .option('--layers <names>', "hidden layers with an SNNL term: 'all', 'code' (autoencoder) or a comma list")
@@ -164,6 +177,14 @@ export function buildProgram(): Command {
     .exitOverride()
     .action(async (flags: { out: string; classes: string; steps: string; seed: string; backend: string }) => {
       process.stdout.write((await toyCommand(flags)) + '\n');
+    });
+
+  program
+    .command('build-native')
+    .description('build the native (LibTorch) backend inside this installation (needs libtorch-dev)')
+    .exitOverride()
+    .action(() => {
+      process.exitCode = buildNative();
     });
 
   const datasets = program

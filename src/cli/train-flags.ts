@@ -7,6 +7,7 @@ import { DISTANCES } from '../loss/distance.js';
 import { presetDistance, PRESETS } from '../loss/presets.js';
 import { MODEL_NAMES } from '../models/models.js';
 import { checkTrainConfig, TRAIN_DEFAULTS, type TemperatureRule, type TrainConfig } from '../training/config.js';
+import { trainingTerm } from '../training/entangling.js';
 
 export function parseNumberFlag(
   value: string | number | undefined,
@@ -51,6 +52,8 @@ export interface TrainFlags {
   evalSample?: string;
   widths?: string;
   trainSubset?: string;
+  optimizeTemperature?: boolean;
+  relativeTemperature?: boolean;
 }
 
 function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T | undefined {
@@ -63,8 +66,19 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     throw new InputError('--dataset', 'required (for example --dataset mnist; see snnl datasets)');
   const model = oneOf(flags.model, MODEL_NAMES, '--model');
   if (model === undefined) throw new InputError('--model', `required; one of ${MODEL_NAMES.join(', ')}`);
-  const preset = oneOf(flags.preset, PRESETS, '--preset') ?? TRAIN_DEFAULTS.preset;
-  const distance = presetDistance(preset, oneOf(flags.distance, DISTANCES, '--distance'), '--distance');
+  const factor =
+    parseNumberFlag(flags.factor, '--factor', () => true, 'a number (negative entangles)') ?? TRAIN_DEFAULTS.factor;
+  const chosenPreset = oneOf(flags.preset, PRESETS, '--preset');
+  const chosenDistance = oneOf(flags.distance, DISTANCES, '--distance');
+  // Entangling with no preset chosen trains the bounded form, annealed (src/training/entangling.ts).
+  const term = trainingTerm(factor, {
+    preset: chosenPreset,
+    distance: chosenDistance,
+    temperature: parseTemperatureRule(flags.temperature),
+    relativeTemperature: flags.relativeTemperature ? true : undefined,
+  });
+  const preset = term.preset;
+  const distance = presetDistance(preset, chosenDistance, '--distance');
   const whole = (n: number) => Number.isInteger(n) && n >= 1;
   let layers: TrainConfig['layers'] = TRAIN_DEFAULTS.layers;
   if (flags.layers !== undefined && flags.layers !== 'all') {
@@ -84,9 +98,8 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
     model,
     modelOptions: widths ? { widths } : {},
-    factor:
-      parseNumberFlag(flags.factor, '--factor', () => true, 'a number (negative entangles)') ?? TRAIN_DEFAULTS.factor,
-    temperature: parseTemperatureRule(flags.temperature) ?? TRAIN_DEFAULTS.temperature,
+    factor,
+    temperature: term.temperature,
     distance,
     preset,
     layers,
@@ -121,5 +134,11 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     'a whole number of at least 2',
   );
   if (subset !== undefined) config.trainSubset = subset;
+  if (flags.optimizeTemperature) config.optimizeTemperature = true;
+  if (term.relativeTemperature) config.relativeTemperature = true;
+  if (chosenPreset === undefined && preset !== TRAIN_DEFAULTS.preset) {
+    // Measured like its baseline: the exact stable form on the distance asked for (or the default).
+    config.measure = { preset: TRAIN_DEFAULTS.preset, distance: presetDistance(TRAIN_DEFAULTS.preset, chosenDistance) };
+  }
   return checkTrainConfig(config);
 }

@@ -9,13 +9,14 @@ import { defaultDataDir, getDatasetSpec } from '../data/datasets.js';
 import { describeBackend, useBackend } from '../engine/backend.js';
 import { checkOneOf, InputError } from '../errors.js';
 import { checkInputShape } from '../models/models.js';
-import type { TrainConfig } from '../training/config.js';
+import { measureOptions, type TrainConfig } from '../training/config.js';
 import { entanglement, evaluationSample, testScore } from '../training/evaluate.js';
 import { temperatureAt, type EpochMetrics } from '../training/loop.js';
 import { formatSeconds } from '../format.js';
 import { formatEpoch, trainRun } from '../training/run.js';
 import { createRun, loadTrainedNetwork, readStoredConfig, runFiles, writeSummary } from '../training/run-store.js';
 import { configFromFlags, type TrainFlags } from './train-flags.js';
+import { unboundedWhenEntangling } from '../training/entangling.js';
 
 export function defaultRunDir(config: TrainConfig): string {
   return join('runs', `${config.dataset}-${config.model}-a${config.factor}-T${config.temperature}-s${config.seed}`);
@@ -57,6 +58,8 @@ export async function trainCommand(
     await useBackend(flags.backend);
   } else {
     const config = configFromFlags(flags);
+    const unbounded = unboundedWhenEntangling(config.preset, config.distance, config.factor);
+    if (unbounded !== undefined) process.stderr.write(`snnl: warning: ${unbounded}\n`);
     dir = flags.out ?? defaultRunDir(config);
     checkRun(config, dir);
     createRun(dir, config, await useBackend(flags.backend));
@@ -121,7 +124,7 @@ export async function evaluateCommand(
   const layers = entanglement(
     net,
     dataset,
-    config,
+    measureOptions(config),
     t === 'optimal' ? 1 : t,
     evaluationSample(dataset, config.evalSample, config.seed),
   );

@@ -7,7 +7,7 @@ import { permutation, seededRandom, STREAMS } from '../random.js';
 import type { ImageSplit, Normalization } from './datasets.js';
 
 export interface Batch {
-  x: tf.Tensor4D;
+  x: tf.Tensor;
   y: tf.Tensor1D;
   /** The labels as plain data too (SNNL takes them without a read-back). */
   labels: Int32Array;

@@ -42,6 +42,8 @@ export interface RowResult {
 export interface Formula {
   /** Whether rows without a same-class partner are left out of the mean (else they count). */
   readonly dropsRowsWithoutPartner: boolean;
+  /** Whether each row's term has an upper bound (what maximizing it, to entangle, needs). */
+  readonly bounded: boolean;
   /** How the fused kernels (fused.ts) name this formula: -1 for log-sum-exp, else the epsilon. */
   readonly fusedEpsilon: number;
   rows(distances: tf.Tensor2D, temperature: number, block: FormulaBlock): RowResult;
@@ -61,6 +63,7 @@ export interface Formula {
 
 export const logSumExp: Formula = {
   dropsRowsWithoutPartner: true,
+  bounded: false,
   fusedEpsilon: -1,
   rows(distances, temperature, block) {
     const logits = tf.mul(distances, -1 / temperature);
@@ -102,6 +105,8 @@ export function epsilonFormula(epsilon: number): Formula {
     tf.mul(tf.exp(tf.mul(distances, -1 / temperature)), block.offDiagonal) as tf.Tensor2D;
   return {
     dropsRowsWithoutPartner: false,
+    // -log(epsilon + ...) <= -log(epsilon).
+    bounded: true,
     fusedEpsilon: epsilon,
     rows(distances, temperature, block) {
       const f = fits(distances, temperature, block);

@@ -191,10 +191,10 @@ export function optimalTemperature(
     if (method === 'search') return searchOptimum(ev, tolerance);
     // Reference rule: t <- t - 0.1 dLoss/dt with T = T0 / t, so dLoss/dt = dLoss/dT * (-T0 / t^2).
     const { slope } = ev.at(initial / multiplier);
-    const next = multiplier - 0.1 * slope * (-initial / (multiplier * multiplier));
-    if (!(next > 0)) {
-      throw new InputError('multiplier', `the one-step update gave t = ${next}; lower initialTemperature`);
-    }
+    const stepped = multiplier - 0.1 * slope * (-initial / (multiplier * multiplier));
+    // The reference code has no guard: a step past t = 0 gives it a negative temperature and NaN. Here
+    // such a step halves t instead (the temperature doubles), the direction the step wanted.
+    const next = stepped > 0 && Number.isFinite(stepped) ? stepped : multiplier / 2;
     const temperature = initial / next;
     return { temperature, loss: ev.at(temperature).loss, multiplier: next };
   } finally {

@@ -20,12 +20,15 @@ export interface ModelOptions {
 }
 
 export interface Network {
-  name: ModelName;
+  /** The model's name: one of MODEL_NAMES for snnl's own, any for a user's. */
+  name: string;
   model: tf.LayersModel;
   /** Names of the hidden representations, in the order the model outputs them (before the last output). */
   hiddenLayers: string[];
   /** 'classifier': the last output is class logits; 'autoencoder': the logits of the input's reconstruction. */
   kind: 'classifier' | 'autoencoder';
+  /** What a classifier's last output holds: logits (snnl's models; default) or softmax probabilities. */
+  output?: 'logits' | 'probabilities';
 }
 
 /** The input shapes each model accepts. */

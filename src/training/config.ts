@@ -22,6 +22,13 @@ export interface TrainConfig {
   temperature: TemperatureRule;
   distance: DistanceName;
   preset: PresetName;
+  /**
+   * Start from `temperature` and take the reference code's one step per batch on it (its
+   * optimize_temperature); 'optimal' is the same rule from T = 1.
+   */
+  optimizeTemperature?: boolean;
+  /** The temperature is in units of each batch's mean squared distance, per layer (scale-free). */
+  relativeTemperature?: boolean;
   /** Which hidden layers get an SNNL term: all of them, the autoencoder's code, or names. */
   layers: 'all' | 'code' | string[];
   /** How the per-layer terms combine: their (weighted) sum, or their minimum. */
@@ -36,6 +43,16 @@ export interface TrainConfig {
   evalSample: number;
   /** Train on this many examples of the training split (a seeded choice); default all of them. */
   trainSubset?: number;
+  /**
+   * How entanglement is measured after each epoch, when not with the term's own form: a run that
+   * entangles with the default bounded form is measured with the exact stable form, like its baseline.
+   */
+  measure?: { preset: PresetName; distance: DistanceName };
+}
+
+/** The SNNL form a run's entanglement is measured with. */
+export function measureOptions(config: TrainConfig): { preset: PresetName; distance: DistanceName } {
+  return config.measure ?? { preset: config.preset, distance: config.distance };
 }
 
 export const TRAIN_DEFAULTS = {
@@ -65,6 +82,9 @@ export function checkTrainConfig(config: TrainConfig): TrainConfig {
   }
   if (config.layerWeights === 'pt-snnl' && config.model !== 'cnn') {
     throw new InputError('layerWeights', 'pt-snnl weighting is defined for the cnn model only');
+  }
+  if (config.optimizeTemperature && typeof config.temperature !== 'number') {
+    throw new InputError('optimizeTemperature', 'needs a starting temperature: a number, not annealed or optimal');
   }
   if (config.layers === 'code' && config.model !== 'autoencoder') {
     throw new InputError('layers', "'code' names the autoencoder's code; this model has none");

@@ -85,6 +85,25 @@ export function testScore(
     : { accuracy: total / all.length };
 }
 
+/** SNNL of each representation in `outputs` (named `names`) with `labels`, at `temperature` and at the optimal one. */
+export function layerEntanglement(
+  outputs: tf.Tensor[],
+  names: string[],
+  labels: Int32Array,
+  options: Pick<SnnlOptions, 'distance' | 'preset'>,
+  temperature: number,
+): Record<string, LayerEntanglement> {
+  const snnlOptions: SnnlOptions = { distance: options.distance, preset: options.preset, checkFinite: false };
+  const result: Record<string, LayerEntanglement> = {};
+  names.forEach((name, k) => {
+    const h = outputs[k]!;
+    const fixed = tf.tidy(() => snnl(h, labels, { ...snnlOptions, temperature }).dataSync()[0]!);
+    const optimal = optimalTemperature(h, labels, snnlOptions);
+    result[name] = { temperature, loss: fixed, optimalTemperature: optimal.temperature, optimalLoss: optimal.loss };
+  });
+  return result;
+}
+
 /** SNNL of every hidden layer on the examples `sample` of the test split, at `temperature` and at the optimal one. */
 export function entanglement(
   net: Network,
@@ -94,16 +113,11 @@ export function entanglement(
   sample: Int32Array,
 ): Record<string, LayerEntanglement> {
   const { outputs, labels } = forwardAll(net, dataset, 'test', sample);
-  const snnlOptions: SnnlOptions = { distance: options.distance, preset: options.preset, checkFinite: false };
-  const result: Record<string, LayerEntanglement> = {};
-  net.hiddenLayers.forEach((name, k) => {
-    const h = outputs[k]!;
-    const fixed = tf.tidy(() => snnl(h, labels, { ...snnlOptions, temperature }).dataSync()[0]!);
-    const optimal = optimalTemperature(h, labels, snnlOptions);
-    result[name] = { temperature, loss: fixed, optimalTemperature: optimal.temperature, optimalLoss: optimal.loss };
-  });
-  tf.dispose(outputs);
-  return result;
+  try {
+    return layerEntanglement(outputs, net.hiddenLayers, labels, options, temperature);
+  } finally {
+    tf.dispose(outputs);
+  }
 }
 
 /** The fixed test images a run measures entanglement on: a seeded choice of `size`. */

@@ -35,6 +35,10 @@ export interface LoopSettings {
   factor: number;
   /** The temperature of epoch `epoch` (0-based), or 'optimal' for one step of the temperature per batch. */
   temperature: (epoch: number) => number | 'optimal';
+  /** T0 of the one-step rule (T = T0 / t, t from 1): the paper's code starts at its temperature. Default 1. */
+  initialTemperature?: number;
+  /** Temperatures relative to each batch's typical distance in each layer (scale-free). */
+  relativeTemperature?: boolean;
   /** Hidden layers with an SNNL term: their name, index among the network's outputs, and weight. */
   layers: Array<{ name: string; index: number; weight: number }>;
   combine: 'sum' | 'min';
@@ -113,6 +117,8 @@ export async function trainLoop(parts: LoopParts): Promise<EpochMetrics[]> {
           combine: settings.combine,
           snnl: settings.snnl,
           multipliers: state.multipliers,
+          ...(settings.initialTemperature !== undefined ? { initialTemperature: settings.initialTemperature } : {}),
+          ...(settings.relativeTemperature ? { relativeTemperature: true } : {}),
         });
       } finally {
         tf.dispose([batch.x, batch.y]);
@@ -195,7 +201,11 @@ export function loopSettings(config: TrainConfig, net: Network): LoopSettings {
   return {
     epochs: config.epochs,
     factor: config.factor,
-    temperature: (epoch) => temperatureAt(config.temperature, epoch),
+    temperature: (epoch) => (config.optimizeTemperature ? 'optimal' : temperatureAt(config.temperature, epoch)),
+    ...(config.optimizeTemperature && typeof config.temperature === 'number'
+      ? { initialTemperature: config.temperature }
+      : {}),
+    ...(config.relativeTemperature ? { relativeTemperature: true } : {}),
     layers: snnlLayers(net, config),
     combine: config.combine,
     snnl: { distance: config.distance, preset: config.preset, checkFinite: false },

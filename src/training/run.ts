@@ -4,6 +4,7 @@
  * after every epoch, and a progress bar. `snnl train`, `snnl quickstart` and `snnl reproduce` use it.
  */
 import { epochOrder, gatherBatch } from '../data/batches.js';
+import { measureOptions } from './config.js';
 import { entanglement, evaluationSample, normalizationFor, testScore } from './evaluate.js';
 import { loopSettings, trainLoop, type BatchSource, type EpochMetrics } from './loop.js';
 import { FusedAdamOptimizer } from './optimizer.js';
@@ -64,7 +65,13 @@ export async function trainRun(dir: string, backend: string, options: TrainRunOp
         },
         evaluate: (_epoch, temperature) => ({
           test: testScore(net, dataset),
-          entanglement: entanglement(net, dataset, config, temperature === 'optimal' ? 1 : temperature, sample),
+          entanglement: entanglement(
+            net,
+            dataset,
+            measureOptions(config),
+            temperature === 'optimal' ? 1 : temperature,
+            sample,
+          ),
         }),
         onEpochEnd: async (metrics, loopState) => {
           await saveRunState(dir, net, optimizer, loopState);

@@ -20,6 +20,10 @@ export interface StepSpec {
   snnl: SnnlOptions;
   /** Per-layer inverse-temperature multipliers of the one-step rule (updated in place). */
   multipliers: number[];
+  /** T0 of the one-step rule, T = T0 / multiplier (default 1). */
+  initialTemperature?: number;
+  /** Temperatures relative to the batch: T x the typical distance between its rows in that layer. */
+  relativeTemperature?: boolean;
 }
 
 export interface StepResult {
@@ -30,11 +34,30 @@ export interface StepResult {
   correct: number;
 }
 
-/** Cross-entropy on the logits, or for the autoencoder BCE between the input and its reconstruction logits. */
+/** Cross-entropy of the class scores, or for the autoencoder BCE between the input and its reconstruction logits. */
 export function primaryLoss(net: Network, batch: Batch, last: tf.Tensor, classes: number): tf.Scalar {
-  return net.kind === 'autoencoder'
-    ? tf.losses.sigmoidCrossEntropy(tf.reshape(batch.x, last.shape), last)
-    : tf.losses.softmaxCrossEntropy(tf.oneHot(batch.y, classes), last);
+  if (net.kind === 'autoencoder') return tf.losses.sigmoidCrossEntropy(tf.reshape(batch.x, last.shape), last);
+  const truth = tf.oneHot(batch.y, classes);
+  // A model ending in softmax: cross-entropy of its probabilities (clipped as Keras does).
+  if (net.output === 'probabilities') return tf.mean(tf.metrics.categoricalCrossentropy(truth, last)) as tf.Scalar;
+  return tf.losses.softmaxCrossEntropy(truth, last);
+}
+
+/**
+ * The typical distance between two rows of `h` (a number, no gradient): the mean squared Euclidean
+ * distance over all pairs, 2 x the sum of the features' variances; its square root for Euclidean; 1 for
+ * cosine (already scale-free).
+ */
+export function distanceScale(h: tf.Tensor, distance: string): number {
+  if (distance === 'cosine') return 1;
+  const meanSquared = tf.tidy(() => {
+    const flat = tf.reshape(h, [h.shape[0]!, -1]);
+    return tf.mul(tf.sum(tf.moments(flat, 0).variance), 2);
+  });
+  const value = meanSquared.dataSync()[0]!;
+  meanSquared.dispose();
+  const scale = distance === 'euclidean' ? Math.sqrt(value) : value;
+  return scale > 0 && Number.isFinite(scale) ? scale : 1;
 }
 
 export function trainStep(net: Network, optimizer: tf.Optimizer, batch: Batch, spec: StepSpec): StepResult {
@@ -54,10 +77,12 @@ export function trainStep(net: Network, optimizer: tf.Optimizer, batch: Batch, s
             ...spec.snnl,
             method: 'one-step',
             multiplier: spec.multipliers[l]!,
+            initialTemperature: spec.initialTemperature ?? 1,
           });
           spec.multipliers[l] = step.multiplier!;
           temperature = step.temperature;
         }
+        if (spec.relativeTemperature) temperature *= distanceScale(h, spec.snnl.distance ?? 'squared-euclidean');
         return tf.mul(snnl(h, batch.labels, { ...spec.snnl, temperature }), weight) as tf.Scalar;
       });
       snnlTerm = (spec.combine === 'min' ? tf.min(tf.stack(terms)) : tf.addN(terms)) as tf.Scalar;

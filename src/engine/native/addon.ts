@@ -132,7 +132,7 @@ export function addonPath(): string {
 }
 
 /** How to enable the native backend, for notices and errors. */
-export const ENABLE_NATIVE = 'sudo apt-get install libtorch-dev libopenblas0-openmp && npm run build:native';
+export const ENABLE_NATIVE = 'sudo apt-get install libtorch-dev libopenblas0-openmp && npx snnl build-native';
 
 let cached: { addon: NativeAddon } | { reason: string } | undefined;
 

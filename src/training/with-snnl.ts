@@ -1,0 +1,350 @@
+/**
+ * SNNL for any tf.LayersModel: `trainWithSnnl` trains a user's own classifier with SNNL on the layers
+ * they name (total = cross-entropy + factor x sum of SNNL), through the same loop as the command line,
+ * and `measureLayers` measures the entanglement of every named layer. Both run in Node and in the
+ * browser; the model stays a normal tf.LayersModel (save and load it as usual).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Batch } from '../data/batches.js';
+import { InputError } from '../errors.js';
+import type { DistanceName } from '../loss/distance.js';
+import type { PresetName } from '../loss/presets.js';
+import { permutation, seededRandom, STREAMS } from '../random.js';
+import type { Network } from '../models/models.js';
+import { layerEntanglement, type LayerEntanglement } from './evaluate.js';
+import { trainingTerm, unboundedWhenEntangling } from './entangling.js';
+import { snnlLayers, temperatureAt, trainLoop, type BatchSource, type EpochMetrics } from './loop.js';
+import { FusedAdamOptimizer } from './optimizer.js';
+
+const warned = new Set<string>();
+/** One line on the console, once per message (a warning is not an error: training goes on). */
+function warnOnce(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
+  console.warn(`snnl: warning: ${message}`);
+}
+
+/** Labels: class ids (a 1-D tensor or array of whole numbers) or one-hot rows (a 2-D tensor). */
+export type LabelInput = tf.Tensor | ArrayLike<number>;
+
+/** One batch a user's data yields. */
+export interface LabelledBatch {
+  x: tf.Tensor;
+  y: LabelInput;
+}
+
+/**
+ * Training data: tensors (split into shuffled batches of `batchSize` every epoch), a tf.data.Dataset of
+ * {x, y} batches, or a function giving each epoch's batches (an iterable or async iterable). Batches that
+ * a dataset or function yields are disposed after their step, as model.fitDataset does.
+ */
+export type TrainingData =
+  | { x: tf.Tensor; y: LabelInput }
+  | tf.data.Dataset<{ x: tf.Tensor; y: tf.Tensor }>
+  | ((epoch: number) => Iterable<LabelledBatch> | AsyncIterable<LabelledBatch>);
+
+export interface TrainWithSnnlOptions {
+  /** a in total = cross-entropy + a x SNNL term; a < 0 entangles the classes, a > 0 pulls them apart. */
+  factor: number;
+  /** Layers with an SNNL term, by name. Default: every layer with weights but the output layer. */
+  layers?: string[];
+  /**
+   * A number above 0, 'annealed' (1 / (1 + epoch)^0.55) or 'optimal' (one step per batch). Default 100;
+   * 1, relative to the batch (relativeTemperature), when entangling with the default preset (see the README).
+   */
+  temperature?: number | 'annealed' | 'optimal';
+  /**
+   * The temperature in units of each batch's mean squared distance in each layer (scale-free). Default
+   * false; true when entangling with the default preset and temperature.
+   */
+  relativeTemperature?: boolean;
+  /** Default: squared Euclidean. */
+  distance?: DistanceName;
+  /** Default: 'stable'; the bounded 'cleverhans' form when entangling on squared Euclidean distance. */
+  preset?: PresetName;
+  /** How the layers' terms combine: their sum (default) or their minimum. */
+  combine?: 'sum' | 'min';
+  /** Epochs (default 1). */
+  epochs?: number;
+  /** Batch size when the data are tensors (default 128). */
+  batchSize?: number;
+  /** Adam's learning rate when no optimizer is given (default 1e-3). */
+  learningRate?: number;
+  /** Any tf.Optimizer; default Adam (with snnl's fused update where the backend has it). */
+  optimizer?: tf.Optimizer;
+  /** Seed of the shuffles when the data are tensors (default 1234). */
+  seed?: number;
+  /** Measured after every epoch: accuracy, and each SNNL layer's entanglement. */
+  validationData?: { x: tf.Tensor; y: LabelInput };
+  onBatchEnd?: (batch: number, logs: { loss: number; accuracy: number | null }) => void;
+  onEpochEnd?: (epoch: number, metrics: EpochMetrics) => void | Promise<void>;
+}
+
+/** Class ids from labels given as ids or as one-hot rows. */
+function classIds(y: LabelInput, rows: number, subject: string): Int32Array {
+  let values: ArrayLike<number>;
+  if (y instanceof tf.Tensor) {
+    if (y.rank === 2) values = tf.tidy(() => tf.argMax(y, 1)).dataSync();
+    else if (y.rank === 1) values = y.dataSync();
+    else throw new InputError(subject, `expected class ids [n] or one-hot rows [n, classes], got shape [${y.shape}]`);
+  } else values = y;
+  if (values.length !== rows) {
+    throw new InputError(subject, `has ${values.length} labels for ${rows} examples`);
+  }
+  const ids = Int32Array.from(values as ArrayLike<number>);
+  const bad = ids.findIndex((v, i) => v !== (values as ArrayLike<number>)[i] || v < 0);
+  if (bad >= 0)
+    throw new InputError(subject, `label ${bad} is ${(values as ArrayLike<number>)[bad]}; expected a class id from 0`);
+  return ids;
+}
+
+/** The output of the layer `name` of `model`, with errors that say what is wrong. */
+function layerOutput(model: tf.LayersModel, name: string): tf.SymbolicTensor {
+  const known = model.layers.map((l) => l.name);
+  if (!known.includes(name)) {
+    throw new InputError('layers', `the model has no layer '${name}'; it has ${known.join(', ')}`);
+  }
+  try {
+    return model.getLayer(name).output as tf.SymbolicTensor;
+  } catch {
+    throw new InputError('layers', `layer '${name}' is used more than once in the model; name another layer`);
+  }
+}
+
+/** A Network view of a user's model: the same layers (shared weights) with the chosen layers' outputs exposed. */
+export function networkOf(model: tf.LayersModel, layers?: string[]): Network {
+  if (model.outputs.length !== 1) {
+    throw new InputError('model', `expected one output (class scores), got ${model.outputs.length}`);
+  }
+  const output = model.outputs[0]!;
+  const outputLayer = output.sourceLayer;
+  const names = layers ?? model.layers.filter((l) => l !== outputLayer && l.weights.length > 0).map((l) => l.name);
+  if (names.length === 0) throw new InputError('layers', 'the model has no hidden layer with weights; name the layers');
+  const hidden = names.map((name) => layerOutput(model, name));
+  if (names.includes(outputLayer.name)) {
+    throw new InputError('layers', `'${outputLayer.name}' is the output layer; SNNL terms go on hidden layers`);
+  }
+  const activation = (outputLayer.getConfig() as { activation?: string }).activation;
+  return {
+    name: model.name,
+    model: tf.model({ inputs: model.inputs, outputs: [...hidden, output] }),
+    hiddenLayers: names,
+    kind: 'classifier',
+    output: activation === 'softmax' ? 'probabilities' : 'logits',
+  };
+}
+
+function classesOf(model: tf.LayersModel): number {
+  const classes = model.outputs[0]!.shape.at(-1);
+  if (typeof classes !== 'number' || classes < 2) {
+    throw new InputError(
+      'model',
+      `expected an output of class scores [batch, classes], got [${model.outputs[0]!.shape}]`,
+    );
+  }
+  return classes;
+}
+
+function toBatch(item: LabelledBatch, classes: number): Batch {
+  if (!(item?.x instanceof tf.Tensor)) throw new InputError('data', 'each batch must be {x: tf.Tensor, y: labels}');
+  const labels = classIds(item.y, item.x.shape[0]!, 'data');
+  const tooLarge = labels.findIndex((v) => v >= classes);
+  if (tooLarge >= 0)
+    throw new InputError('data', `label ${labels[tooLarge]} is not below the model's ${classes} classes`);
+  if (item.y instanceof tf.Tensor) item.y.dispose();
+  return { x: item.x, y: tf.tensor1d(labels, 'int32'), labels };
+}
+
+function batchSource(data: TrainingData, options: TrainWithSnnlOptions, classes: number): BatchSource {
+  if (typeof data === 'function') {
+    return {
+      classes,
+      async *batches(epoch) {
+        for await (const item of data(epoch)) yield toBatch(item, classes);
+      },
+    };
+  }
+  if (data instanceof tf.data.Dataset) {
+    return {
+      classes,
+      async *batches() {
+        const iterator = await data.iterator();
+        for (let next = await iterator.next(); !next.done; next = await iterator.next())
+          yield toBatch(next.value, classes);
+      },
+    };
+  }
+  if (!(data?.x instanceof tf.Tensor)) {
+    throw new InputError(
+      'data',
+      'expected {x, y} tensors, a tf.data.Dataset of {x, y}, or a function (epoch) => batches',
+    );
+  }
+  const { x } = data;
+  const n = x.shape[0]!;
+  const labels = classIds(data.y, n, 'data.y');
+  const tooLarge = labels.findIndex((v) => v >= classes);
+  if (tooLarge >= 0)
+    throw new InputError('data.y', `label ${labels[tooLarge]} is not below the model's ${classes} classes`);
+  const batchSize = options.batchSize ?? 128;
+  if (!Number.isInteger(batchSize) || batchSize < 2) {
+    throw new InputError('batchSize', `expected a whole number of at least 2, got ${String(batchSize)}`);
+  }
+  if (n < batchSize) throw new InputError('batchSize', `${n} examples make no batch of ${batchSize}; lower it`);
+  const seed = options.seed ?? 1234;
+  const order = (epoch: number) => permutation(n, seededRandom(STREAMS.shuffle(seed, epoch)));
+  return {
+    classes,
+    batchCount: () => Math.floor(n / batchSize),
+    *batches(epoch) {
+      const shuffled = order(epoch);
+      for (let start = 0; start + batchSize <= n; start += batchSize) {
+        const indices = shuffled.subarray(start, start + batchSize);
+        yield {
+          x: tf.gather(x, Array.from(indices)),
+          y: tf.tensor1d(
+            Int32Array.from(indices, (i) => labels[i]!),
+            'int32',
+          ),
+          labels: Int32Array.from(indices, (i) => labels[i]!),
+        };
+      }
+    },
+  };
+}
+
+/**
+ * Trains `model` with SNNL on its named layers; returns the history of its epochs. The model's weights
+ * are updated in place; it stays a normal tf.LayersModel.
+ *
+ * @example
+ * const history = await trainWithSnnl(model, { x: images, y: labels }, { factor: -10, layers: ['dense1'], epochs: 3 });
+ */
+export async function trainWithSnnl(
+  model: tf.LayersModel,
+  data: TrainingData,
+  options: TrainWithSnnlOptions,
+): Promise<EpochMetrics[]> {
+  if (!(model instanceof tf.LayersModel)) throw new InputError('model', 'expected a tf.LayersModel');
+  if (typeof options?.factor !== 'number' || !Number.isFinite(options.factor)) {
+    throw new InputError('factor', `expected a number (negative entangles), got ${String(options?.factor)}`);
+  }
+  const epochs = options.epochs ?? 1;
+  if (!Number.isInteger(epochs) || epochs < 1)
+    throw new InputError('epochs', `expected a whole number above 0, got ${epochs}`);
+  const chosen = options.temperature;
+  if (
+    chosen !== undefined &&
+    chosen !== 'annealed' &&
+    chosen !== 'optimal' &&
+    !(typeof chosen === 'number' && chosen > 0 && Number.isFinite(chosen))
+  ) {
+    throw new InputError('temperature', `expected a number above 0, 'annealed' or 'optimal', got ${String(chosen)}`);
+  }
+  // Entangling with no preset chosen trains the bounded form, annealed (src/training/entangling.ts).
+  const term = trainingTerm(options.factor, options);
+  const rule = term.temperature;
+  const unbounded = unboundedWhenEntangling(term.preset, term.distance, options.factor);
+  if (unbounded !== undefined) warnOnce(unbounded);
+  const network = networkOf(model, options.layers);
+  const classes = classesOf(model);
+  const source = batchSource(data, options, classes);
+  const snnlOptions = { distance: term.distance, preset: term.preset };
+  // Measured with the exact stable form on the same distance, as a baseline would be.
+  const measured = { distance: term.distance, preset: options.preset ?? ('stable' as const) };
+  const validation = options.validationData;
+  const validationLabels = validation ? classIds(validation.y, validation.x.shape[0]!, 'validationData.y') : undefined;
+  const optimizer = options.optimizer ?? new FusedAdamOptimizer(options.learningRate ?? 1e-3);
+  try {
+    return await trainLoop({
+      network,
+      optimizer,
+      data: source,
+      settings: {
+        epochs,
+        factor: options.factor,
+        temperature: (epoch) => temperatureAt(rule, epoch),
+        layers: snnlLayers(network, { layers: network.hiddenLayers, layerWeights: 'equal' }),
+        combine: options.combine ?? 'sum',
+        relativeTemperature: term.relativeTemperature,
+        snnl: { ...snnlOptions, checkFinite: false },
+      },
+      callbacks: {
+        onBatchEnd: (p) => options.onBatchEnd?.(p.done - 1, { loss: p.loss, accuracy: p.accuracy }),
+        ...(validation
+          ? {
+              evaluate: (_epoch: number, temperature: number | 'optimal') => {
+                const outputs = network.model.predict(validation.x, { batchSize: 500 }) as tf.Tensor[];
+                const correct = tf.tidy(() =>
+                  tf.sum(
+                    tf.cast(
+                      tf.equal(tf.argMax(outputs.at(-1)!, 1), tf.tensor1d(validationLabels!, 'int32')),
+                      'float32',
+                    ),
+                  ),
+                );
+                const accuracy = correct.dataSync()[0]! / validationLabels!.length;
+                const entanglement = layerEntanglement(
+                  outputs.slice(0, -1),
+                  network.hiddenLayers,
+                  validationLabels!,
+                  measured,
+                  temperature === 'optimal' ? 1 : temperature,
+                );
+                tf.dispose([correct, ...outputs]);
+                return { test: { accuracy }, entanglement };
+              },
+            }
+          : {}),
+        onEpochEnd: (metrics) => options.onEpochEnd?.(metrics.epoch, metrics),
+      },
+    });
+  } finally {
+    if (options.optimizer === undefined) optimizer.dispose();
+  }
+}
+
+export interface MeasureLayersOptions {
+  /** Layers to measure, by name. Default: every layer but the input layers. */
+  layers?: string[];
+  /** The fixed temperature measured beside the optimal one (default 1). */
+  temperature?: number;
+  distance?: DistanceName;
+  preset?: PresetName;
+  /** Examples per forward pass (default 500). */
+  batchSize?: number;
+}
+
+/**
+ * The entanglement of each named layer of `model` on inputs `x` with labels `y`: SNNL at a fixed
+ * temperature and at the optimal one.
+ *
+ * @example
+ * const layers = measureLayers(model, testImages, testLabels); // { dense1: { loss, optimalLoss, ... }, ... }
+ */
+export function measureLayers(
+  model: tf.LayersModel,
+  x: tf.Tensor,
+  y: LabelInput,
+  options: MeasureLayersOptions = {},
+): Record<string, LayerEntanglement> {
+  if (!(model instanceof tf.LayersModel)) throw new InputError('model', 'expected a tf.LayersModel');
+  const labels = classIds(y, x.shape[0]!, 'y');
+  const inputs = new Set<unknown>(model.inputLayers);
+  const names = options.layers ?? model.layers.filter((l) => !inputs.has(l)).map((l) => l.name);
+  // A view of the same layers (shared weights) that outputs each named layer.
+  const view = tf.model({ inputs: model.inputs, outputs: names.map((name) => layerOutput(model, name)) });
+  const predicted = view.predict(x, { batchSize: options.batchSize ?? 500 });
+  const outputs = Array.isArray(predicted) ? predicted : [predicted];
+  try {
+    return layerEntanglement(
+      outputs,
+      names,
+      labels,
+      { distance: options.distance, preset: options.preset },
+      options.temperature ?? 1,
+    );
+  } finally {
+    tf.dispose(outputs);
+  }
+}

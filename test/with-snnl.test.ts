@@ -1,0 +1,226 @@
+/**
+ * The library's training API on a user's own tf.LayersModel: sequential and functional models, layers by
+ * name, data as tensors, a tf.data.Dataset or a function of the epoch, the model still a normal
+ * tf.LayersModel afterwards (save / load round trip), no leaks, entangling well-posed by default, and
+ * errors that name the argument.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { gatherBatch } from '../src/data/batches.js';
+import { loadDataset } from '../src/data/datasets.js';
+import { measureLayers, snnl, trainWithSnnl } from '../src/index.js';
+import { onBackend } from './helpers.js';
+
+let images: tf.Tensor;
+let labels: Int32Array;
+let testImages: tf.Tensor;
+let testLabels: Int32Array;
+
+beforeAll(async () => {
+  await onBackend('wasm');
+  const mnist = loadDataset('mnist');
+  const take = (split: 'train' | 'test', n: number) => {
+    const batch = gatherBatch(
+      mnist[split],
+      mnist.imageShape,
+      { mean: 0, std: 1 },
+      Int32Array.from({ length: n }, (_, k) => k),
+    );
+    batch.y.dispose();
+    return batch;
+  };
+  const train = take('train', 2048);
+  const test = take('test', 500);
+  [images, labels, testImages, testLabels] = [train.x, train.labels, test.x, test.labels];
+});
+
+afterAll(() => tf.dispose([images, testImages]));
+
+/** The kind of model a TF.js user writes: Keras-style layers, a softmax output. */
+function sequential(seed = 1): tf.Sequential {
+  return tf.sequential({
+    layers: [
+      tf.layers.flatten({ inputShape: [28, 28, 1], name: 'flat' }),
+      tf.layers.dense({
+        units: 64,
+        activation: 'relu',
+        name: 'hidden1',
+        kernelInitializer: tf.initializers.glorotUniform({ seed }),
+      }),
+      tf.layers.dense({
+        units: 32,
+        activation: 'relu',
+        name: 'hidden2',
+        kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
+      }),
+      tf.layers.dense({
+        units: 10,
+        activation: 'softmax',
+        name: 'out',
+        kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 2 }),
+      }),
+    ],
+  });
+}
+
+function accuracy(model: tf.LayersModel): number {
+  return tf.tidy(() => {
+    const predicted = tf.argMax(model.predict(testImages) as tf.Tensor, 1);
+    return tf.mean(tf.cast(tf.equal(predicted, tf.tensor1d(testLabels, 'int32')), 'float32')).dataSync()[0]!;
+  });
+}
+
+describe('trainWithSnnl', () => {
+  it('trains a sequential model on tensors, which stays a normal tf.LayersModel (save and load)', async () => {
+    const model = sequential();
+    const before = accuracy(model);
+    const tensors = tf.memory().numTensors;
+    const epochs: number[] = [];
+    const history = await trainWithSnnl(
+      model,
+      { x: images, y: tf.tensor1d(labels, 'int32') },
+      {
+        factor: 1,
+        layers: ['hidden1', 'hidden2'],
+        epochs: 2,
+        batchSize: 64,
+        validationData: { x: testImages, y: testLabels },
+        onEpochEnd: (epoch) => void epochs.push(epoch),
+      },
+    );
+    expect(epochs).toEqual([1, 2]);
+    expect(history).toHaveLength(2);
+    expect(Object.keys(history[1]!.entanglement)).toEqual(['hidden1', 'hidden2']);
+    expect(history[1]!.test.accuracy).toBeCloseTo(accuracy(model), 5);
+    expect(accuracy(model)).toBeGreaterThan(Math.max(before + 0.3, 0.8));
+    // Nothing left behind but the labels tensor given as y (the caller's).
+    expect(tf.memory().numTensors).toBe(tensors + 1);
+    // Round trip through tfjs's own serialization: same predictions.
+    let saved!: tf.io.ModelArtifacts;
+    await model.save(
+      tf.io.withSaveHandler(
+        async (artifacts) => (
+          (saved = artifacts),
+          { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }
+        ),
+      ),
+    );
+    const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved));
+    const a = model.predict(testImages) as tf.Tensor;
+    const b = loaded.predict(testImages) as tf.Tensor;
+    expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBe(0);
+    tf.dispose([a, b]);
+    loaded.dispose();
+    model.dispose();
+  }, 120_000);
+
+  it('trains a functional model from a tf.data.Dataset and from a function of the epoch', async () => {
+    const input = tf.input({ shape: [28, 28, 1] });
+    const flat = tf.layers.flatten().apply(input) as tf.SymbolicTensor;
+    const h = tf.layers.dense({ units: 48, activation: 'relu', name: 'features' }).apply(flat) as tf.SymbolicTensor;
+    const logits = tf.layers.dense({ units: 10, name: 'logits' }).apply(h) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: logits });
+    const dataset = tf.data
+      .zip({ x: tf.data.array(tf.unstack(images)), y: tf.data.array(Array.from(labels)) })
+      .batch(128)
+      .map((batch) => batch as tf.TensorContainer) as unknown as tf.data.Dataset<{ x: tf.Tensor; y: tf.Tensor }>;
+    const fromDataset = await trainWithSnnl(model, dataset, { factor: 1, epochs: 2 });
+    expect(fromDataset.map((m) => m.epoch)).toEqual([1, 2]);
+    // Default layers: every layer with weights but the output one.
+    expect(fromDataset[0]!.train.snnl).toBeGreaterThan(0);
+    function* batches() {
+      for (let start = 0; start < 2048; start += 256) {
+        yield { x: tf.slice(images, start, 256), y: labels.subarray(start, start + 256) };
+      }
+    }
+    const fromFunction = await trainWithSnnl(model, () => batches(), { factor: 1, epochs: 1, temperature: 'optimal' });
+    expect(fromFunction[0]!.temperature).toBe('optimal');
+    expect(accuracy(model)).toBeGreaterThan(0.6);
+    model.dispose();
+  }, 120_000);
+
+  it('entangles with the defaults: bounded form, temperature relative to the batch, finite loss', async () => {
+    const fit = (model: tf.LayersModel, factor: number) =>
+      trainWithSnnl(model, { x: images, y: labels }, { factor, epochs: 3, batchSize: 32 });
+    const baseline = sequential(5);
+    await fit(baseline, 0);
+    const entangled = sequential(5);
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const history = await fit(entangled, -1);
+    expect(warn).not.toHaveBeenCalled();
+    // T = 1 in units of the batch's mean squared distance; the bounded form: each layer's term at most 11.5.
+    expect(history.map((m) => m.temperature)).toEqual([1, 1, 1]);
+    for (const m of history) {
+      expect(Number.isFinite(m.train.loss)).toBe(true);
+      expect(m.train.snnl).toBeLessThanOrEqual(2 * 11.513);
+    }
+    // Entangled in every layer, and far above chance (the unbounded form ends at chance: 10%).
+    const layers = { layers: ['hidden1', 'hidden2'] };
+    const before = measureLayers(baseline, testImages, testLabels, layers);
+    const after = measureLayers(entangled, testImages, testLabels, layers);
+    for (const layer of ['hidden1', 'hidden2'])
+      expect(after[layer]!.optimalLoss).toBeGreaterThan(before[layer]!.optimalLoss);
+    expect(accuracy(entangled)).toBeGreaterThan(0.3);
+    // The unbounded combination, chosen explicitly, is warned about once and still runs.
+    const once = { factor: -1, preset: 'stable' as const, epochs: 1, batchSize: 512 };
+    await trainWithSnnl(sequential(6), { x: images, y: labels }, once);
+    await trainWithSnnl(sequential(6), { x: images, y: labels }, once);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0]![0])).toMatch(
+      /^snnl: warning: factor -1 maximizes the stable form on squared-euclidean distance, which has no upper bound/,
+    );
+    warn.mockRestore();
+    baseline.dispose();
+    entangled.dispose();
+  }, 180_000);
+
+  it('refuses bad input naming the argument, before any work', async () => {
+    const model = sequential();
+    const fails = (data: unknown, options: object) => trainWithSnnl(model, data as never, { factor: 1, ...options });
+    await expect(fails({ x: images, y: labels }, { layers: ['nope'] })).rejects.toThrow(
+      /^layers: the model has no layer 'nope'; it has flat, hidden1/,
+    );
+    await expect(fails({ x: images, y: labels }, { layers: ['out'] })).rejects.toThrow(
+      /^layers: 'out' is the output layer/,
+    );
+    await expect(fails({ x: images, y: labels.subarray(0, 10) }, {})).rejects.toThrow(
+      'data.y: has 10 labels for 2048 examples',
+    );
+    await expect(fails({ x: images, y: labels }, { batchSize: 4096 })).rejects.toThrow(
+      /^batchSize: 2048 examples make no batch of 4096/,
+    );
+    await expect(fails({ x: images, y: labels }, { temperature: -1 })).rejects.toThrow(
+      /^temperature: expected a number above 0/,
+    );
+    await expect(fails({ x: images, y: labels }, { epochs: 0 })).rejects.toThrow(
+      /^epochs: expected a whole number above 0/,
+    );
+    await expect(fails([1, 2], {})).rejects.toThrow(/^data: expected \{x, y\} tensors/);
+    await expect(trainWithSnnl(model, { x: images, y: labels }, {} as never)).rejects.toThrow(
+      /^factor: expected a number/,
+    );
+    const bigLabel = Int32Array.from(labels, (v) => v + 5);
+    await expect(fails({ x: images, y: bigLabel }, {})).rejects.toThrow(/not below the model's 10 classes/);
+    model.dispose();
+  });
+});
+
+describe('measureLayers', () => {
+  it("returns every layer's SNNL at a fixed and at the optimal temperature, equal to snnl() on its output", () => {
+    const model = sequential(3);
+    const tensors = tf.memory().numTensors;
+    const layers = measureLayers(model, testImages, testLabels, { temperature: 50 });
+    expect(Object.keys(layers)).toEqual(['flat', 'hidden1', 'hidden2', 'out']);
+    const view = tf.model({ inputs: model.inputs, outputs: model.getLayer('hidden2').output as tf.SymbolicTensor });
+    const h = view.predict(testImages) as tf.Tensor;
+    const direct = tf.tidy(() => snnl(h, testLabels, { temperature: 50 }).dataSync()[0]!);
+    expect(layers['hidden2']!.loss).toBeCloseTo(direct, 5);
+    for (const e of Object.values(layers)) expect(e.optimalLoss).toBeLessThanOrEqual(e.loss + 1e-6);
+    h.dispose();
+    expect(tf.memory().numTensors).toBe(tensors + 0);
+    expect(() => measureLayers(model, testImages, testLabels.subarray(1))).toThrow(
+      'y: has 499 labels for 500 examples',
+    );
+    model.dispose();
+  });
+});
