@@ -22,4 +22,5 @@ for dataset in mnist fashion-mnist; do
     done
   done
 done
-node dist/cli/main.js table "$out" --out results/entangling-cleverhans
+node dist/cli/main.js summarize "$out" --out results/entangling-cleverhans
+node dist/cli/main.js report "$out"

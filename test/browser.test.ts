@@ -55,6 +55,7 @@ const features = normalMatrix(b, d, seeded(91));
 const labels = Array.from({ length: b }, (_, i) => (i * 7) % 4);
 
 const PROGRAM = `
+import * as tf from '@tensorflow/tfjs';
 import { snnl, measureLayers, trainWithSnnl, optimalTemperature } from 'snnl';
 (async () => {
   try {

@@ -10,6 +10,9 @@ import { BACKENDS } from '../engine/backend.js';
 import { DISTANCES } from '../loss/distance.js';
 import { PRESETS } from '../loss/presets.js';
 import { report } from './errors.js';
+import { InputError } from '../errors.js';
+import { summarizeRuns, summaryMarkdown, writeSummary as writeRunSummary } from '../experiments/summary.js';
+import { findRuns } from '../report/report.js';
 import { formatMeasurement, measure, type MeasureFlags } from './measure.js';
 import { datasetStatus, formatStatus, verifyAll } from './datasets.js';
 import { defaultDataDir } from '../data/datasets.js';
@@ -177,6 +180,19 @@ export function buildProgram(): Command {
     .exitOverride()
     .action(async (flags: { out: string; classes: string; steps: string; seed: string; backend: string }) => {
       process.stdout.write((await toyCommand(flags)) + '\n');
+    });
+
+  program
+    .command('summarize')
+    .description("a table over seeds of a folder of runs: mean, std and best accuracy, and each layer's SNNL")
+    .argument('<dir>', 'a run folder, or a folder of runs (two levels deep)')
+    .option('--out <dir>', 'write table.md and table.json there')
+    .exitOverride()
+    .action((dir: string, flags: { out?: string }) => {
+      const rows = summarizeRuns(findRuns(dir));
+      if (rows.length === 0) throw new InputError(dir, 'holds no run with a finished epoch');
+      if (flags.out !== undefined) writeRunSummary(flags.out, rows);
+      process.stdout.write(summaryMarkdown(rows));
     });
 
   program

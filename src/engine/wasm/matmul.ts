@@ -46,6 +46,13 @@ export function batchMatMulConfig(transpose: KernelFunc): KernelConfig {
       transposeB: boolean;
     };
     const wasm = backend as unknown as WasmLike;
+    /** a b by the stock fast product (no transposed operand). */
+    const plainProduct = (a: TensorInfo, b: TensorInfo) =>
+      matMul({
+        inputs: { a, b },
+        backend,
+        attrs: { transposeA: false, transposeB: false },
+      } as KernelArgs) as TensorInfo;
     if (!transposeA && !transposeB) {
       const b = inputs.b!;
       const first = !packed.has(b.dataId);
@@ -54,11 +61,7 @@ export function batchMatMulConfig(transpose: KernelFunc): KernelConfig {
       // a b = (b^T a^T)^T: a^T becomes the packed operand, and b is moved once by a transpose.
       const bt = swapLastAxes(transpose, b, backend);
       const at = swapLastAxes(transpose, inputs.a!, backend);
-      const product = matMul({
-        inputs: { a: bt, b: at },
-        backend,
-        attrs: { transposeA: false, transposeB: false },
-      } as KernelArgs) as TensorInfo;
+      const product = plainProduct(bt, at);
       try {
         return swapLastAxes(transpose, product, backend);
       } finally {
@@ -69,11 +72,7 @@ export function batchMatMulConfig(transpose: KernelFunc): KernelConfig {
       // a b^T = (b a^T)^T: transposing a and the product can move far less memory than transposing b
       // (the fast product also packs its right operand, so b would be moved twice).
       const at = swapLastAxes(transpose, inputs.a!, backend);
-      const product = matMul({
-        inputs: { a: inputs.b!, b: at },
-        backend,
-        attrs: { transposeA: false, transposeB: false },
-      } as KernelArgs) as TensorInfo;
+      const product = plainProduct(inputs.b!, at);
       try {
         return swapLastAxes(transpose, product, backend);
       } finally {

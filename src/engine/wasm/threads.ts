@@ -11,11 +11,12 @@
  * ("2 threads per core"), so on a 2-core machine it would run 1 thread. The module source's
  * emscripten_num_logical_cores is replaced by twice the threads asked for.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { writeAtomic } from '../../io/atomic.js';
 import { BackendWasm, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 
 const require = createRequire(import.meta.url);
@@ -54,9 +55,7 @@ const CORES_QUERY =
 function writeOnce(path: string, contents: string): string {
   if (!existsSync(path)) {
     mkdirSync(dirname(path), { recursive: true });
-    const temporary = `${path}.${process.pid}`;
-    writeFileSync(temporary, contents);
-    renameSync(temporary, path);
+    writeAtomic(path, contents);
   }
   return path;
 }
