@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { summarizeRuns } from '../src/experiments/summary.js';
+import { summarizeRuns, unfinishedRuns } from '../src/experiments/summary.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../src/training/config.js';
 import { createRun } from '../src/training/run-store.js';
 
@@ -18,6 +18,7 @@ function fakeRun(root: string, name: string, config: Partial<TrainConfig>, accur
     model: 'mlp',
     modelOptions: {},
     distance: 'squared-euclidean',
+    epochs: Math.max(1, accuracies.length),
     ...config,
   } as TrainConfig;
   createRun(dir, full, 'cpu');
@@ -41,7 +42,11 @@ describe('snnl summarize', () => {
     fakeRun(root, 'a-s3', { seed: 3 }, [0.5, 0.99], 0.3);
     fakeRun(root, 'b-s1', { seed: 1, factor: -1 }, [0.9], 1.5);
     fakeRun(root, 'c-s1', { seed: 1, factor: 5 }, [], 0);
-    const rows = summarizeRuns(['a-s1', 'a-s2', 'a-s3', 'b-s1', 'c-s1'].map((n) => join(root, n)));
+    // Unfinished (1 of 2 epochs): left out, and named.
+    fakeRun(root, 'a-s4', { seed: 4, epochs: 2 }, [0.1], 0.9);
+    const dirs = ['a-s1', 'a-s2', 'a-s3', 'a-s4', 'b-s1', 'c-s1'].map((n) => join(root, n));
+    expect(unfinishedRuns(dirs)).toEqual([join(root, 'a-s4'), join(root, 'c-s1')]);
+    const rows = summarizeRuns(dirs);
     expect(rows).toHaveLength(2);
     const a = rows.find((r) => r.settings === 'mlp, baseline')!;
     expect(a.seeds).toEqual([1, 2, 3]);
@@ -57,6 +62,7 @@ describe('snnl summarize', () => {
     const out = join(root, 'table');
     const run = spawnSync(process.execPath, [CLI, 'summarize', root, '--out', out], { encoding: 'utf8' });
     expect(run.status).toBe(0);
+    expect(run.stderr).toMatch(/left out, not finished: .*a-s4/);
     expect(run.stdout).toMatch(
       /\| mnist \| mlp, baseline \| 1, 2, 3 \| 98\.00 \(1\.00\) \| 99\.00 \| 0\.200 \(0\.100\) \|/,
     );

@@ -11,7 +11,12 @@ import { DISTANCES } from '../loss/distance.js';
 import { PRESETS } from '../loss/presets.js';
 import { report } from './errors.js';
 import { InputError } from '../errors.js';
-import { summarizeRuns, summaryMarkdown, writeSummary as writeRunSummary } from '../experiments/summary.js';
+import {
+  summarizeRuns,
+  summaryMarkdown,
+  unfinishedRuns,
+  writeSummary as writeRunSummary,
+} from '../experiments/summary.js';
 import { findRuns } from '../report/report.js';
 import { formatMeasurement, measure, type MeasureFlags } from './measure.js';
 import { datasetStatus, formatStatus, verifyAll } from './datasets.js';
@@ -189,8 +194,12 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'write table.md and table.json there')
     .exitOverride()
     .action((dir: string, flags: { out?: string }) => {
-      const rows = summarizeRuns(findRuns(dir));
-      if (rows.length === 0) throw new InputError(dir, 'holds no run with a finished epoch');
+      const runs = findRuns(dir);
+      const unfinished = unfinishedRuns(runs);
+      if (unfinished.length > 0)
+        process.stderr.write(`snnl summarize: left out, not finished: ${unfinished.join(', ')}\n`);
+      const rows = summarizeRuns(runs);
+      if (rows.length === 0) throw new InputError(dir, 'holds no finished run');
       if (flags.out !== undefined) writeRunSummary(flags.out, rows);
       process.stdout.write(summaryMarkdown(rows));
     });

@@ -25,14 +25,19 @@ const mean = (v: number[]) => v.reduce((a, x) => a + x, 0) / v.length;
 const std = (v: number[]) =>
   v.length < 2 ? 0 : Math.sqrt(v.reduce((a, x) => a + (x - mean(v)) ** 2, 0) / (v.length - 1));
 
-/** The groups of the finished runs among `dirs` (a run with no finished epoch is left out). */
+/** The runs among `dirs` that have not finished all their epochs (left out of a summary). */
+export function unfinishedRuns(dirs: string[]): string[] {
+  return dirs.filter((dir) => readHistory(dir).length < readStoredConfig(dir).config.epochs);
+}
+
+/** The groups of the runs among `dirs` that finished all their epochs (others are left out). */
 export function summarizeRuns(dirs: string[]): SummaryRow[] {
   const groups = new Map<string, SummaryRow>();
   for (const dir of dirs) {
     const stored = readStoredConfig(dir);
     const history = readHistory(dir);
     const last = history.at(-1);
-    if (!last || last.test.accuracy === null) continue;
+    if (!last || last.test.accuracy === null || history.length < stored.config.epochs) continue;
     const { seed, ...rest } = stored.config;
     const key = JSON.stringify(rest);
     const c = stored.config;
