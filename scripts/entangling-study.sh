@@ -2,8 +2,8 @@
 # The paper's own regularizer as its code runs it, against the baseline: the reference CNN
 # (cleverhans-cnn), squared Euclidean distance, factor -10, T = 100 with the one-step temperature update,
 # 6 epochs, batch 128, Adam 1e-3, on MNIST and Fashion-MNIST, seeds 1234, 42 and 73. Resumable: a finished
-# run is skipped and an interrupted one resumes. Then the report and the table of the finished runs.
-#   scripts/entangling-study.sh [OUT]      (default results/entangling-cleverhans-runs, not committed)
+# run is skipped and an interrupted one resumes. Then the table of the finished runs (results/) and a report.
+#   scripts/entangling-study.sh [OUT]      (default runs/entangling-cleverhans; run folders are not committed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-runs/entangling-cleverhans}"
@@ -22,5 +22,5 @@ for dataset in mnist fashion-mnist; do
     done
   done
 done
-node dist/cli/main.js summarize "$out" --out results/entangling-cleverhans
-node dist/cli/main.js report "$out"
+snnl summarize "$out" --out results/entangling-cleverhans
+snnl report "$out"
