@@ -140,13 +140,13 @@ describe('trainWithSnnl', () => {
   }, 120_000);
 
   it('entangles with the defaults: bounded form, temperature relative to the batch, finite loss', async () => {
-    const fit = (model: tf.LayersModel, factor: number) =>
+    const trainOn = (model: tf.LayersModel, factor: number) =>
       trainWithSnnl(model, { x: images, y: labels }, { factor, epochs: 3, batchSize: 32 });
     const baseline = sequential(5);
-    await fit(baseline, 0);
+    await trainOn(baseline, 0);
     const entangled = sequential(5);
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
-    const history = await fit(entangled, -1);
+    const history = await trainOn(entangled, -1);
     expect(warn).not.toHaveBeenCalled();
     // T = 1 in units of the batch's mean squared distance; the bounded form: each layer's term at most 11.5.
     expect(history.map((m) => m.temperature)).toEqual([1, 1, 1]);

@@ -11,12 +11,7 @@ import { DISTANCES } from '../loss/distance.js';
 import { PRESETS } from '../loss/presets.js';
 import { report } from './errors.js';
 import { InputError } from '../errors.js';
-import {
-  summarizeRuns,
-  summaryMarkdown,
-  unfinishedRuns,
-  writeSummary as writeRunSummary,
-} from '../experiments/summary.js';
+import { summarizeRuns, summaryMarkdown, unfinishedRuns, writeSummaryTable } from '../experiments/summary.js';
 import { findRuns } from '../report/report.js';
 import { formatMeasurement, measure, type MeasureFlags } from './measure.js';
 import { datasetStatus, formatStatus, verifyAll } from './datasets.js';
@@ -200,7 +195,7 @@ export function buildProgram(): Command {
         process.stderr.write(`snnl summarize: left out, not finished: ${unfinished.join(', ')}\n`);
       const rows = summarizeRuns(runs);
       if (rows.length === 0) throw new InputError(dir, 'holds no finished run');
-      if (flags.out !== undefined) writeRunSummary(flags.out, rows);
+      if (flags.out !== undefined) writeSummaryTable(flags.out, rows);
       process.stdout.write(summaryMarkdown(rows));
     });
 

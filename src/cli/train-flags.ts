@@ -136,9 +136,7 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
   if (subset !== undefined) config.trainSubset = subset;
   if (flags.optimizeTemperature) config.optimizeTemperature = true;
   if (term.relativeTemperature) config.relativeTemperature = true;
-  if (chosenPreset === undefined && preset !== TRAIN_DEFAULTS.preset) {
-    // Measured like its baseline: the exact stable form on the distance asked for (or the default).
-    config.measure = { preset: TRAIN_DEFAULTS.preset, distance: presetDistance(TRAIN_DEFAULTS.preset, chosenDistance) };
-  }
+  // Recorded only where it differs from the term's own form (a defaulted entangling preset).
+  if (term.measure.preset !== preset) config.measure = term.measure;
   return checkTrainConfig(config);
 }

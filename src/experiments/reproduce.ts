@@ -12,6 +12,7 @@ import { TRAIN_DEFAULTS, type TrainConfig } from '../training/config.js';
 import { testScore } from '../training/evaluate.js';
 import { loadTrainedNetwork } from '../training/run-store.js';
 import { writeAtomic } from '../io/atomic.js';
+import { mean, std } from './summary.js';
 import { runAll, type PlannedRun, type RunOutcome } from './runs.js';
 
 export const PUBLISHED_SEEDS = [1234, 42, 73, 1024, 86400];
@@ -128,10 +129,6 @@ export interface Cell {
   publishedProtocol: number[];
   published: [number, number] | null;
 }
-
-const mean = (v: number[]) => v.reduce((a, x) => a + x, 0) / v.length;
-const std = (v: number[]) =>
-  v.length < 2 ? 0 : Math.sqrt(v.reduce((a, x) => a + (x - mean(v)) ** 2, 0) / (v.length - 1));
 
 export function tableCells(dataset: string, outcomes: RunOutcome[]): Cell[] {
   return TABLE_CONFIGS.map((c) => {

@@ -21,8 +21,9 @@ export interface SummaryRow {
   trainSeconds: number;
 }
 
-const mean = (v: number[]) => v.reduce((a, x) => a + x, 0) / v.length;
-const std = (v: number[]) =>
+export const mean = (v: number[]) => v.reduce((a, x) => a + x, 0) / v.length;
+/** The sample standard deviation (n - 1); 0 for fewer than two values. */
+export const std = (v: number[]) =>
   v.length < 2 ? 0 : Math.sqrt(v.reduce((a, x) => a + (x - mean(v)) ** 2, 0) / (v.length - 1));
 
 /** The runs among `dirs` that have not finished all their epochs (left out of a summary). */
@@ -106,7 +107,7 @@ export function summaryMarkdown(rows: SummaryRow[]): string {
 }
 
 /** Writes table.md and table.json into `out`. */
-export function writeSummary(out: string, rows: SummaryRow[]): void {
+export function writeSummaryTable(out: string, rows: SummaryRow[]): void {
   mkdirSync(out, { recursive: true });
   writeAtomic(join(out, 'table.md'), summaryMarkdown(rows));
   writeJsonAtomic(join(out, 'table.json'), { rows });

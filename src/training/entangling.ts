@@ -40,6 +40,8 @@ export interface TrainingTerm {
   temperature: TermTemperature;
   /** Whether the temperature is in units of each batch's mean squared distance, per layer. */
   relativeTemperature: boolean;
+  /** How entanglement is measured: the chosen preset, else the exact stable form (like a baseline). */
+  measure: { preset: PresetName; distance: DistanceName };
 }
 
 /**
@@ -67,5 +69,6 @@ export function trainingTerm(
     distance,
     temperature: chosen.temperature ?? (relative ? 1 : DEFAULT_TEMPERATURE),
     relativeTemperature: relative,
+    measure: { preset: chosen.preset ?? 'stable', distance },
   };
 }

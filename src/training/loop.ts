@@ -16,7 +16,7 @@ import type { SnnlOptions } from '../loss/options.js';
 import type { Network } from '../models/models.js';
 import { PT_SNNL_CNN_WEIGHTS, type TemperatureRule, type TrainConfig } from './config.js';
 import type { LayerEntanglement, Score } from './evaluate.js';
-import { trainStep } from './step.js';
+import { trainStep, type StepSpec } from './step.js';
 
 export interface EpochMetrics {
   epoch: number;
@@ -100,6 +100,17 @@ export async function trainLoop(parts: LoopParts): Promise<EpochMetrics[]> {
     const started = performance.now();
     const temperature = settings.temperature(epoch);
     const total = data.batchCount?.(epoch);
+    const step: StepSpec = {
+      classes: data.classes,
+      factor: settings.factor,
+      temperature,
+      layers: settings.layers,
+      combine: settings.combine,
+      snnl: settings.snnl,
+      multipliers: state.multipliers,
+      ...(settings.initialTemperature !== undefined ? { initialTemperature: settings.initialTemperature } : {}),
+      ...(settings.relativeTemperature ? { relativeTemperature: true } : {}),
+    };
     const sums = { loss: 0, primary: 0, snnl: 0, correct: 0, seen: 0 };
     let k = 0;
     for await (const batch of data.batches(epoch)) {
@@ -109,17 +120,7 @@ export async function trainLoop(parts: LoopParts): Promise<EpochMetrics[]> {
       }
       let result;
       try {
-        result = trainStep(network, optimizer, batch, {
-          classes: data.classes,
-          factor: settings.factor,
-          temperature,
-          layers: settings.layers,
-          combine: settings.combine,
-          snnl: settings.snnl,
-          multipliers: state.multipliers,
-          ...(settings.initialTemperature !== undefined ? { initialTemperature: settings.initialTemperature } : {}),
-          ...(settings.relativeTemperature ? { relativeTemperature: true } : {}),
-        });
+        result = trainStep(network, optimizer, batch, step);
       } finally {
         tf.dispose([batch.x, batch.y]);
       }

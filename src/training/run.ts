@@ -39,7 +39,8 @@ export async function trainRun(dir: string, backend: string, options: TrainRunOp
       epochOrder(dataset.train.count, { batchSize: config.batchSize, seed: config.seed, epoch });
     const data: BatchSource = {
       classes: dataset.classes,
-      batchCount: (epoch) => order(epoch).length,
+      // Full batches only (epochOrder drops the last, smaller one): no second shuffle to count them.
+      batchCount: () => Math.floor(dataset.train.count / config.batchSize),
       *batches(epoch) {
         for (const indices of order(epoch)) yield gatherBatch(dataset.train, dataset.imageShape, norm, indices);
       },

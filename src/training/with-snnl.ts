@@ -200,14 +200,8 @@ function batchSource(data: TrainingData, options: TrainWithSnnlOptions, classes:
       const shuffled = order(epoch);
       for (let start = 0; start + batchSize <= n; start += batchSize) {
         const indices = shuffled.subarray(start, start + batchSize);
-        yield {
-          x: tf.gather(x, Array.from(indices)),
-          y: tf.tensor1d(
-            Int32Array.from(indices, (i) => labels[i]!),
-            'int32',
-          ),
-          labels: Int32Array.from(indices, (i) => labels[i]!),
-        };
+        const ids = Int32Array.from(indices, (i) => labels[i]!);
+        yield { x: tf.gather(x, Array.from(indices)), y: tf.tensor1d(ids, 'int32'), labels: ids };
       }
     },
   };
@@ -241,7 +235,7 @@ export async function trainWithSnnl(
   ) {
     throw new InputError('temperature', `expected a number above 0, 'annealed' or 'optimal', got ${String(chosen)}`);
   }
-  // Entangling with no preset chosen trains the bounded form, annealed (src/training/entangling.ts).
+  // Entangling with no preset chosen trains the bounded form, relative to the batch (src/training/entangling.ts).
   const term = trainingTerm(options.factor, options);
   const rule = term.temperature;
   const unbounded = unboundedWhenEntangling(term.preset, term.distance, options.factor);
@@ -250,8 +244,6 @@ export async function trainWithSnnl(
   const classes = classesOf(model);
   const source = batchSource(data, options, classes);
   const snnlOptions = { distance: term.distance, preset: term.preset };
-  // Measured with the exact stable form on the same distance, as a baseline would be.
-  const measured = { distance: term.distance, preset: options.preset ?? ('stable' as const) };
   const validation = options.validationData;
   const validationLabels = validation ? classIds(validation.y, validation.x.shape[0]!, 'validationData.y') : undefined;
   const optimizer = options.optimizer ?? new FusedAdamOptimizer(options.learningRate ?? 1e-3);
@@ -288,7 +280,7 @@ export async function trainWithSnnl(
                   outputs.slice(0, -1),
                   network.hiddenLayers,
                   validationLabels!,
-                  measured,
+                  term.measure,
                   temperature === 'optimal' ? 1 : temperature,
                 );
                 tf.dispose([correct, ...outputs]);
