@@ -22,6 +22,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -599,6 +600,97 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
   });
 }
 
+// topK(outValues, outIndices, x, rows, cols, k): the k largest values of each row of x [rows, cols], largest
+// first, ties in the lower index first: the order of the cpu backend's TopK (and so a k-NN search that
+// merges chunks in index order keeps the lowest training index among equal distances). NaN ranks below
+// every number (the cpu backend leaves NaN's order undefined), which keeps the comparison a strict order.
+Napi::Value TopK(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    float* values = info[0].As<Napi::Float32Array>().Data();
+    int32_t* indices = info[1].As<Napi::Int32Array>().Data();
+    const float* x = info[2].As<Napi::Float32Array>().Data();
+    const int64_t rows = info[3].As<Napi::Number>().Int64Value();
+    const int64_t cols = info[4].As<Napi::Number>().Int64Value();
+    const int64_t k = info[5].As<Napi::Number>().Int64Value();
+    at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+      std::vector<int32_t> order(cols);
+      for (int64_t r = begin; r < end; r++) {
+        const float* row = x + r * cols;
+        const auto before = [row](int32_t a, int32_t b) {
+          const bool nanA = std::isnan(row[a]), nanB = std::isnan(row[b]);
+          if (nanA != nanB) return nanB;
+          if (!nanA && row[a] != row[b]) return row[a] > row[b];
+          return a < b;
+        };
+        std::iota(order.begin(), order.end(), 0);
+        if (k < cols) std::nth_element(order.begin(), order.begin() + k, order.end(), before);
+        std::sort(order.begin(), order.begin() + k, before);
+        for (int64_t j = 0; j < k; j++) {
+          values[r * k + j] = row[order[j]];
+          indices[r * k + j] = order[j];
+        }
+      }
+    });
+  });
+}
+
+// knnMerge(outDistances, outIndices, q, m, d, qNorms, t, c, tNorms, prevDistances, prevIndices, prevK, k, offset):
+// one step of the exact k-NN search. Squared distances of the m queries to the c training rows by one
+// GEMM (|q|^2 + |t|^2 - 2 q.t, clamped at 0), merged with each query's k' best so far (training indices
+// below `offset`) into its k best, nearest first, ties to the lower index, NaN ranked last. A candidate
+// no nearer than a full list's k-th is skipped without being stored (it would lose the tie on index).
+Napi::Value KnnMerge(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    float* outD = info[0].As<Napi::Float32Array>().Data();
+    int32_t* outI = info[1].As<Napi::Int32Array>().Data();
+    const int64_t m = info[3].As<Napi::Number>().Int64Value();
+    const int64_t d = info[4].As<Napi::Number>().Int64Value();
+    const float* qn = info[5].As<Napi::Float32Array>().Data();
+    const int64_t c = info[7].As<Napi::Number>().Int64Value();
+    const float* tn = info[8].As<Napi::Float32Array>().Data();
+    const float* prevD = info[9].As<Napi::Float32Array>().Data();
+    const int32_t* prevI = info[10].As<Napi::Int32Array>().Data();
+    const int64_t prevK = info[11].As<Napi::Number>().Int64Value();
+    const int64_t k = info[12].As<Napi::Number>().Int64Value();
+    const int32_t offset = info[13].As<Napi::Number>().Int32Value();
+    auto q = floats(info[2], {m, d});
+    auto t = floats(info[6], {c, d});
+    auto products = at::mm(q, t.t()).contiguous();
+    const float* g = products.data_ptr<float>();
+    at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
+      std::vector<std::pair<float, int32_t>> candidates;
+      candidates.reserve(prevK + c);
+      for (int64_t r = begin; r < end; r++) {
+        candidates.clear();
+        for (int64_t j = 0; j < prevK; j++) candidates.emplace_back(prevD[r * prevK + j], prevI[r * prevK + j]);
+        // With a full list, only a candidate strictly nearer than its k-th can enter.
+        const float bound = prevK == k && k > 0 ? prevD[r * prevK + k - 1] : INFINITY;
+        const bool open = prevK < k || std::isnan(bound) || bound == INFINITY;
+        const float* row = g + r * c;
+        for (int64_t j = 0; j < c; j++) {
+          float dist = qn[r] + tn[j] - 2.0f * row[j];
+          dist = dist > 0.0f ? dist : (std::isnan(dist) ? dist : 0.0f);
+          if (open || dist < bound) candidates.emplace_back(dist, offset + static_cast<int32_t>(j));
+        }
+        const auto before = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+          const bool nanA = std::isnan(a.first), nanB = std::isnan(b.first);
+          if (nanA != nanB) return nanB;
+          if (!nanA && a.first != b.first) return a.first < b.first;
+          return a.second < b.second;
+        };
+        const int64_t keep = std::min<int64_t>(k, static_cast<int64_t>(candidates.size()));
+        if (keep < static_cast<int64_t>(candidates.size()))
+          std::nth_element(candidates.begin(), candidates.begin() + keep, candidates.end(), before);
+        std::sort(candidates.begin(), candidates.begin() + keep, before);
+        for (int64_t j = 0; j < keep; j++) {
+          outD[r * k + j] = candidates[j].first;
+          outI[r * k + j] = candidates[j].second;
+        }
+      }
+    });
+  });
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
   return Napi::Number::New(info.Env(), at::get_num_threads());
@@ -649,6 +741,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("snnlForward", Napi::Function::New(env, SnnlForward));
   exports.Set("snnlBackward", Napi::Function::New(env, SnnlBackward));
   exports.Set("adam", Napi::Function::New(env, Adam));
+  exports.Set("topK", Napi::Function::New(env, TopK));
+  exports.Set("knnMerge", Napi::Function::New(env, KnnMerge));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("codes", Napi::Function::New(env, Codes));

@@ -12,6 +12,19 @@ export const SNNL_ROWS = 'SnnlFusedRows';
 export const SNNL_ROWS_GRAD = 'SnnlFusedRowsGrad';
 /** One Adam update of a variable: (value, m, v, gradient) -> [value', m', v']. */
 export const FUSED_ADAM = 'SnnlFusedAdam';
+/**
+ * One step of the exact k-NN search: (queries [m, d], queryNorms [m], train [c, d], trainNorms [c],
+ * bestDistances [m, k'], bestIndices [m, k'] int32) -> the k best [distances [m, k], indices [m, k]] of the
+ * old list and this chunk (squared Euclidean, nearest first, ties to the lower index). Attributes:
+ * k, and offset (the training index of the chunk's first row). src/analysis/knn.ts composes the same
+ * step from MatMul and TopK on backends without it.
+ */
+export const KNN_MERGE = 'SnnlKnnMerge';
+export interface KnnMergeAttrs {
+  k: number;
+  offset: number;
+}
+
 /** ReLU's gradient in one pass: (dy, x) -> dy * step(x). */
 export const RELU_GRAD = 'SnnlReluGrad';
 

@@ -48,7 +48,7 @@ describe('native backend', () => {
     const names = acceleratedKernels();
     for (const name of ['BatchMatMul', 'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPoolGrad'])
       expect(names).toContain(name);
-    for (const name of ['SnnlFusedRows', 'SnnlFusedRowsGrad', 'SnnlFusedAdam']) expect(names).toContain(name);
+    for (const name of ['SnnlFusedRows', 'SnnlFusedRowsGrad', 'SnnlFusedAdam', 'TopK']) expect(names).toContain(name);
     // Not accelerated, still there: the cpu kernel.
     expect(tf.getKernel('Cumsum', 'native')).toBeDefined();
     expect(tf.tidy(() => Array.from(tf.cumsum(tf.tensor1d([1, 2, 3])).dataSync()))).toEqual([1, 3, 6]);
@@ -75,7 +75,8 @@ describe('an addon whose codes differ is refused', () => {
     extra.unary['Erf'] = 12;
     expect(codeMismatch({ codes: () => extra })).toBe('unary op Erf is 12 in the addon, undefined here');
     expect(codeMismatch({} as NativeAddon)).toBe('it does not report its op codes');
-    expect(codeMismatch({ codes: codes })).toBeUndefined();
+    expect(codeMismatch({ codes: codes })).toBe('it has no topK()');
+    expect(codeMismatch({ codes: codes, topK: () => undefined })).toBeUndefined();
   });
 });
 
@@ -260,6 +261,39 @@ describe('native elementwise, reduction and layout kernels agree with cpu', () =
         ),
       ];
     });
+  });
+});
+
+describe('native TopK agrees with cpu, ties included', () => {
+  // Values on a coarse grid, so that every row has many ties; -Infinity and a row of one value.
+  const random = seeded(61);
+  const rows = 9;
+  const cols = 300;
+  const xv = Array.from({ length: rows * cols }, () => Math.floor(random() * 7) - 3);
+  xv.splice(5, 3, -Infinity, -Infinity, Infinity);
+  xv.fill(2, 8 * cols, 9 * cols);
+
+  test('values and indices, for k from 1 to every column, in 2-d and 3-d', async () => {
+    for (const k of [1, 5, 75, cols]) {
+      const run = () => {
+        const x = tf.tensor(xv, [rows, cols]);
+        const a = tf.topk(x, k);
+        const b = tf.topk(tf.reshape(x, [3, 3, cols]), k);
+        return [a.values, a.indices, b.values, b.indices];
+      };
+      const expected = await on('cpu', run);
+      const got = await on('native', run);
+      got.forEach((g, i) => expect(Array.from(g), `k ${k}, output ${i}`).toEqual(Array.from(expected[i]!)));
+    }
+  });
+
+  test('leaves no tensors behind', async () => {
+    await onBackend('native');
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      tf.topk(tf.tensor(xv, [rows, cols]), 4);
+    });
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 

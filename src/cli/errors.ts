@@ -31,6 +31,12 @@ const FLAGS: Record<string, string> = Object.fromEntries(
     'seed',
     'blockSize',
     'optimizeTemperature',
+    'k',
+    'calibration',
+    'outliers',
+    'eps',
+    'pValues',
+    'gradientSample',
   ].map((name) => [name, '--' + name.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())]),
 );
 

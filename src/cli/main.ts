@@ -17,8 +17,11 @@ import { formatMeasurement, measure, type MeasureFlags } from './measure.js';
 import { datasetStatus, formatStatus, verifyAll } from './datasets.js';
 import { defaultDataDir } from '../data/datasets.js';
 import { MODEL_NAMES } from '../models/models.js';
+import { P_VALUE_FORMS } from '../analysis/dknn.js';
 import { evaluateCommand, formatEvaluation, formatTrainResult, trainCommand } from './train.js';
 import { quickstartCommand, reportCommand, reproduceCommand, toyCommand } from './experiment.js';
+import { dknnCommand, dknnOptions, dknnSummaryCommand, formatDknn, type DknnFlags } from './dknn.js';
+import { dknnFeaturesCommand, formatFeatureDknn } from './dknn-features.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -27,6 +30,14 @@ const backendOption = (fallback?: string) => {
   const option = new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND');
   return fallback === undefined ? option : option.default(fallback);
 };
+
+/** Deep k-NN's p-value form and feature preprocessing, shared by `dknn` and `dknn-features`. */
+const pValuesOption = () =>
+  new Option('--p-values <form>', "'standard', or 'reference' (drops calibration scores of 0, as the reference code)")
+    .choices([...P_VALUE_FORMS])
+    .default('standard');
+const normalizeOption = () =>
+  new Option('--no-normalize', 'search raw features (default: unit length, then centred, as the reference code)');
 
 /** Runs the package's own build script (npm does not run a dependency's install scripts by default). */
 function buildNative(): number {
@@ -180,6 +191,80 @@ export function buildProgram(): Command {
     .exitOverride()
     .action(async (flags: { out: string; classes: string; steps: string; seed: string; backend: string }) => {
       process.stdout.write((await toyCommand(flags)) + '\n');
+    });
+
+  program
+    .command('dknn')
+    .description(
+      'Deep k-NN of a trained run: accuracy, credibility of outliers and adversarial inputs against max softmax, figures',
+    )
+    .argument('<dir>', 'run folder of `snnl train` (a classifier)')
+    .option('--layers <names>', 'layers to search, comma-separated (default: every hidden layer and the logits)')
+    .option('--k <n>', 'neighbours per layer', '75')
+    .option('--calibration <n>', 'the first n test images calibrate; the rest are evaluated', '750')
+    .addOption(pValuesOption())
+    .addOption(normalizeOption())
+    .option('--outliers <n>', 'images per outlier set and per FGSM strength', '2000')
+    .option('--eps <list>', 'FGSM strengths, comma-separated', '0.1,0.25')
+    .option('--gradient-sample <n>', 'test images whose input-gradient signs are studied', '500')
+    .option('--train-subset <n>', 'use only the first n training images as neighbours (a quick look)')
+    .option('--seed <n>', 'seed of the sampled images and the noise', '1234')
+    .option('--out <dir>', 'where dknn.json and the figures go (default <dir>/dknn)')
+    .addOption(backendOption())
+    .option('--json', 'print the result as JSON')
+    .exitOverride()
+    .action(async (dir: string, flags: DknnFlags) => {
+      const log = (line: string) => process.stderr.write(line + '\n');
+      const study = await dknnCommand(dir, flags, log);
+      process.stdout.write((flags.json ? JSON.stringify(study, null, 2) : formatDknn(study)) + '\n');
+    });
+
+  program
+    .command('dknn-features')
+    .description(
+      'Deep k-NN on features from .npy files (train.<layer>.npy, calibration.<layer>.npy, test.<layer>.npy, *.labels.npy)',
+    )
+    .argument('<dir>', 'folder of the .npy files')
+    .option('--k <n>', 'neighbours per layer', '75')
+    .addOption(pValuesOption())
+    .addOption(normalizeOption())
+    .option(
+      '--out <dir>',
+      'where prediction.npy, credibility.npy, confidence.npy, p-values.npy and dknn.json go',
+      'dknn-out',
+    )
+    .addOption(backendOption())
+    .option('--json', 'print the summary as JSON')
+    .exitOverride()
+    .action(
+      async (
+        dir: string,
+        flags: { k: string; pValues: string; normalize: boolean; out: string; backend?: string; json?: boolean },
+      ) => {
+        const options = dknnOptions({ k: flags.k, pValues: flags.pValues });
+        const summary = await dknnFeaturesCommand(
+          dir,
+          {
+            out: flags.out,
+            normalize: flags.normalize,
+            ...(options.k ? { k: options.k } : {}),
+            ...(options.pValues ? { pValues: options.pValues } : {}),
+            ...(flags.backend ? { backend: flags.backend } : {}),
+          },
+          (line) => process.stderr.write(line + '\n'),
+        );
+        process.stdout.write((flags.json ? JSON.stringify(summary, null, 2) : formatFeatureDknn(summary)) + '\n');
+      },
+    );
+
+  program
+    .command('dknn-summary')
+    .description('the Deep k-NN studies under a folder side by side: mean and std over seeds, and an AUROC figure')
+    .argument('<dir>', 'a folder holding dknn.json files (up to four levels down)')
+    .option('--out <dir>', 'write table.md, table.json and auroc.png there')
+    .exitOverride()
+    .action(async (dir: string, flags: { out?: string }) => {
+      process.stdout.write(await dknnSummaryCommand(dir, flags.out));
     });
 
   program

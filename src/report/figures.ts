@@ -113,6 +113,13 @@ export function accuracySpec(rows: Row[]): TopLevelSpec {
   ) as TopLevelSpec;
 }
 
+/** A 2-D embedding's points (fields x, y, class), colored by class, without axes. */
+export const POINTS_BY_CLASS = {
+  x: { field: 'x', type: 'quantitative', axis: null, scale: { zero: false } },
+  y: { field: 'y', type: 'quantitative', axis: null, scale: { zero: false } },
+  color: { field: 'class', type: 'nominal', scale: { scheme: 'category10' } },
+};
+
 /** 2-D embeddings of each hidden layer, one row of panels per run, colored by class. */
 export function embeddingSpec(rows: Row[], method: string): TopLevelSpec {
   return {
@@ -127,11 +134,7 @@ export function embeddingSpec(rows: Row[], method: string): TopLevelSpec {
       width: 160,
       height: 160,
       mark: { type: 'circle', size: 9, opacity: 0.75 },
-      encoding: {
-        x: { field: 'x', type: 'quantitative', axis: null, scale: { zero: false } },
-        y: { field: 'y', type: 'quantitative', axis: null, scale: { zero: false } },
-        color: { field: 'class', type: 'nominal', scale: { scheme: 'category10' } },
-      },
+      encoding: POINTS_BY_CLASS,
     },
     resolve: { scale: { x: 'independent', y: 'independent' } },
     config: CONFIG,

@@ -117,6 +117,24 @@ export interface NativeAddon {
     c1: number,
     c2: number,
   ): void;
+  /** The k largest of each row of x [rows, cols], largest first, ties in the lower index first. */
+  topK(outValues: F, outIndices: Int32Array, x: F, rows: number, cols: number, k: number): void;
+  knnMerge(
+    outDistances: F,
+    outIndices: Int32Array,
+    q: F,
+    m: number,
+    d: number,
+    qNorms: F,
+    t: F,
+    c: number,
+    tNorms: F,
+    prevDistances: F,
+    prevIndices: Int32Array,
+    prevK: number,
+    k: number,
+    offset: number,
+  ): void;
   setThreads(n: number): number;
   threads(): number;
   /** The codes of its generic ops, from its C++ enums (checked against src/kernel-names.ts at load). */
@@ -155,8 +173,11 @@ export function loadAddon(): { addon: NativeAddon } | { reason: string } {
   return cached;
 }
 
+/** Functions added after the first release: an addon built from older sources lacks them. */
+const REQUIRED_FUNCTIONS = ['topK', 'knnMerge'] as const;
+
 /** Where the addon's op codes differ from src/kernel-names.ts (an addon built from other sources), if anywhere. */
-export function codeMismatch(addon: Pick<NativeAddon, 'codes'>): string | undefined {
+export function codeMismatch(addon: Partial<NativeAddon>): string | undefined {
   if (typeof addon.codes !== 'function') return 'it does not report its op codes';
   const theirs = addon.codes();
   for (const [table, ours] of Object.entries(NATIVE_CODES) as Array<[keyof NativeCodes, Record<string, number>]>) {
@@ -167,5 +188,6 @@ export function codeMismatch(addon: Pick<NativeAddon, 'codes'>): string | undefi
       }
     }
   }
-  return undefined;
+  const missing = REQUIRED_FUNCTIONS.find((name) => typeof addon[name] !== 'function');
+  return missing === undefined ? undefined : `it has no ${missing}()`;
 }

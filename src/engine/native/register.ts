@@ -12,6 +12,7 @@ import { layoutKernels } from './layout.js';
 import { matMulKernels } from './matmul.js';
 import { poolKernels } from './pool.js';
 import { snnlKernels } from './snnl.js';
+import { knnMergeKernel, topKKernel } from './topk.js';
 
 let registered = false;
 
@@ -34,6 +35,8 @@ export function registerNativeBackend(addon: NativeAddon, threads: number, prior
     ...layoutKernels(),
     ...snnlKernels(),
     adamKernel(),
+    topKKernel(),
+    knnMergeKernel(),
   ];
   for (const config of accelerated) tf.registerKernel(config);
   const names = new Set(accelerated.map((c) => c.kernelName));

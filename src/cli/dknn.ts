@@ -1,0 +1,170 @@
+/**
+ * `snnl dknn RUN_DIR`: the Deep k-NN study of a trained run, written to RUN_DIR/dknn (or --out): dknn.json
+ * and its figures (PNG) (credibility histograms, reliability diagram, the nearest-neighbour panel, UMAP of the
+ * input-gradient signs), and a table on stdout.
+ */
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadDataset } from '../data/datasets.js';
+import { describeBackend, useBackend } from '../engine/backend.js';
+import { checkOneOf, InputError } from '../errors.js';
+import { formatTable } from '../format.js';
+import { writeAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { P_VALUE_FORMS } from '../analysis/dknn.js';
+import { dknnStudy, type DknnStudy, type DknnStudyOptions } from '../experiments/dknn.js';
+import {
+  aurocSpec,
+  dknnSummaryMarkdown,
+  findStudies,
+  readStudy,
+  summarizeStudies,
+} from '../experiments/dknn-summary.js';
+import { gradientUmapSpec, panelSvg, reliabilitySpec, scoreHistogramSpec } from '../report/dknn.js';
+import { svgToPng, toSvg } from '../report/figures.js';
+import { readStoredConfig } from '../training/run-store.js';
+import { ProgressBar } from '../training/progress.js';
+
+export interface DknnFlags {
+  layers?: string;
+  k?: string;
+  calibration?: string;
+  pValues?: string;
+  normalize?: boolean;
+  outliers?: string;
+  eps?: string;
+  gradientSample?: string;
+  trainSubset?: string;
+  seed?: string;
+  out?: string;
+  backend?: string;
+  json?: boolean;
+}
+
+function wholeNumber(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 1)
+    throw new InputError(flag, `expected a whole number above 0, got '${value}'`);
+  return n;
+}
+
+/** The study's options from the flags (checked against the run later, before any work). */
+export function dknnOptions(flags: DknnFlags): DknnStudyOptions {
+  const options: DknnStudyOptions = {};
+  if (flags.layers !== undefined)
+    options.layers = flags.layers
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const k = wholeNumber(flags.k, '--k');
+  if (k !== undefined) options.k = k;
+  const calibration = wholeNumber(flags.calibration, '--calibration');
+  if (calibration !== undefined) options.calibration = calibration;
+  if (flags.pValues !== undefined) options.pValues = checkOneOf(flags.pValues, P_VALUE_FORMS, '--p-values');
+  if (flags.normalize === false) options.normalize = false;
+  const outliers = wholeNumber(flags.outliers, '--outliers');
+  if (outliers !== undefined) options.outliers = outliers;
+  const sample = wholeNumber(flags.gradientSample, '--gradient-sample');
+  if (sample !== undefined) options.gradientSample = sample;
+  const subset = wholeNumber(flags.trainSubset, '--train-subset');
+  if (subset !== undefined) options.trainSubset = subset;
+  const seed = flags.seed === undefined ? undefined : Number(flags.seed);
+  if (seed !== undefined) {
+    if (!Number.isInteger(seed) || seed < 0)
+      throw new InputError('--seed', `expected a whole number, got '${flags.seed}'`);
+    options.seed = seed;
+  }
+  if (flags.eps !== undefined) {
+    options.eps = flags.eps.split(',').map((s) => {
+      const e = Number(s);
+      if (s.trim() === '' || !(e > 0 && e <= 1))
+        throw new InputError('--eps', `expected numbers in (0, 1], got '${s}'`);
+      return e;
+    });
+  }
+  return options;
+}
+
+const pct = (v: number | null) => (v === null || Number.isNaN(v) ? '-' : `${(100 * v).toFixed(2)}%`);
+const num = (v: number) => v.toFixed(3);
+
+export function formatDknn(study: DknnStudy): string {
+  const header = [
+    'set',
+    'images',
+    'DkNN acc',
+    'net acc',
+    'mean cred',
+    'AUROC cred',
+    'AUROC softmax',
+    'FPR95 cred',
+    'FPR95 softmax',
+  ];
+  const rows = study.sets.map((s) => [
+    s.name,
+    String(s.count),
+    pct(s.dknnAccuracy),
+    pct(s.networkAccuracy),
+    num(s.credibility.mean),
+    s.auroc ? num(s.auroc.credibility) : '-',
+    s.auroc ? num(s.auroc.softmax) : '-',
+    s.fpr95 ? pct(s.fpr95.credibility) : '-',
+    s.fpr95 ? pct(s.fpr95.softmax) : '-',
+  ]);
+  const g = study.gradients;
+  return [
+    `Deep k-NN of ${study.run}: ${study.dataset}, ${study.model}, factor ${study.factor}, seed ${study.seed}`,
+    `layers ${study.layers.join(', ')}; k ${study.k}; ${study.trainImages} training images; calibration ${study.calibration}; ` +
+      `p-values ${study.pValues}; features ${study.normalize ? 'unit length, centred' : 'raw'}; ${study.backend}`,
+    '',
+    formatTable([header, ...rows]),
+    '',
+    `AUROC and FPR95: clean test images against each set (FPR at 95% TPR: outliers accepted when 95% of clean images are).`,
+    `input-gradient signs of ${g.images} test images: SNNL ${num(g.snnlOptimal)} at the optimal T (ceiling ${num(g.ceiling)}), ` +
+      `${g.k}-NN label purity ${pct(g.knnPurity)}`,
+    `took ${study.seconds.total.toFixed(0)} s (features ${study.seconds.features.toFixed(0)} s, search ${study.seconds.search.toFixed(0)} s)`,
+  ].join('\n');
+}
+
+export async function dknnCommand(runDir: string, flags: DknnFlags, log: (line: string) => void): Promise<DknnStudy> {
+  if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw new InputError(runDir, 'is not a folder');
+  readStoredConfig(runDir); // a run folder, or a clear error
+  const options = dknnOptions(flags);
+  await useBackend(flags.backend);
+  const backend = describeBackend();
+  const out = flags.out ?? join(runDir, 'dknn');
+  // One bar per layer and pass (the calibration set's search, then the queries').
+  let bar: { label: string; done: number; bar: ProgressBar } | undefined;
+  const { study, gradientSigns } = dknnStudy(runDir, options, backend, log, (label, done, total) => {
+    if (bar === undefined || bar.label !== label || done <= bar.done)
+      bar = { label, done, bar: new ProgressBar(label, total) };
+    bar.done = done;
+    bar.bar.update(done);
+  });
+  mkdirSync(out, { recursive: true });
+  writeJsonAtomic(join(out, 'dknn.json'), study);
+  const figure = async (name: string, svg: string) => writeAtomic(join(out, `${name}.png`), svgToPng(svg));
+  await figure('scores', await toSvg(scoreHistogramSpec(study)));
+  await figure('reliability', await toSvg(reliabilitySpec(study)));
+  const dataset = loadDataset(study.dataset);
+  await figure('neighbors', panelSvg(study, dataset.train, dataset.imageShape));
+  const label = `factor ${study.factor}, seed ${study.seed}`;
+  await figure('gradients-umap', await toSvg(gradientUmapSpec([{ label, ...gradientSigns }], study.seed)));
+  log(`written: ${out}/dknn.json, scores.png, reliability.png, neighbors.png, gradients-umap.png`);
+  return study;
+}
+
+/** `snnl dknn-summary DIR [--out OUT]`: the table (printed, and written with the figure when --out is given). */
+export async function dknnSummaryCommand(dir: string, out?: string): Promise<string> {
+  const studies = findStudies(dir).map(readStudy);
+  if (studies.length === 0) throw new InputError(dir, 'holds no dknn.json (run snnl dknn on a run first)');
+  const rows = summarizeStudies(studies);
+  const markdown = dknnSummaryMarkdown(rows);
+  if (out !== undefined) {
+    mkdirSync(out, { recursive: true });
+    writeAtomic(join(out, 'table.md'), markdown);
+    writeJsonAtomic(join(out, 'table.json'), rows);
+    writeAtomic(join(out, 'auroc.png'), svgToPng(await toSvg(aurocSpec(studies))));
+  }
+  return markdown;
+}

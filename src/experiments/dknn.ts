@@ -1,0 +1,457 @@
+/**
+ * The Deep k-NN study of a trained run (`snnl dknn RUN_DIR`): Deep k-NN over the network's layers with
+ * the training split as neighbours, calibrated on the first `calibration` test images and evaluated on
+ * the rest; then, for each outlier set and each FGSM strength, how well credibility (and, as the usual
+ * baseline, the maximum softmax probability) tells the clean test images from them (AUROC, FPR at 95%
+ * TPR). Also the adversarial-gradient study of the paper's code: how much sign(d CE / d input) clusters
+ * by true label (SNNL at the optimal temperature, k-NN purity).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { loadDataset, type Dataset } from '../data/datasets.js';
+import { pixelsOf, renderedLetters, rotated90, uniformNoise, type PixelSet } from '../data/outliers.js';
+import { InputError } from '../errors.js';
+import { optimalTemperature } from '../loss/temperature.js';
+import { normalizationFor } from '../training/evaluate.js';
+import { loadTrainedNetwork } from '../training/run-store.js';
+import { permutation, seededRandom } from '../random.js';
+import { DeepKnn, DKNN_DEFAULTS, type DknnResult, type PValueForm } from '../analysis/dknn.js';
+import { auroc, fprAtTpr, histogram, knnPurity, reliability, type ReliabilityBin } from '../analysis/metrics.js';
+import { fgsm, gradientSigns, joinChunks, layerIndices, outputNames, probe } from '../analysis/probe.js';
+
+export interface DknnStudyOptions {
+  layers?: string[];
+  k?: number;
+  calibration?: number;
+  pValues?: PValueForm;
+  normalize?: boolean;
+  /** Images per outlier set and per FGSM strength (default 2000). */
+  outliers?: number;
+  eps?: number[];
+  /** Test images whose input gradients are studied (default 500). */
+  gradientSample?: number;
+  seed?: number;
+  /** Training images used as neighbours (default all): for quick looks and tests. */
+  trainSubset?: number;
+}
+
+export const DKNN_STUDY_DEFAULTS = { outliers: 2000, eps: [0.1, 0.25], gradientSample: 500, seed: 1234 };
+
+export interface ScoreSummary {
+  mean: number;
+  /** Counts in 10 bins over [0, 1]. */
+  histogram: number[];
+}
+
+export interface SetResult {
+  name: string;
+  description: string;
+  count: number;
+  /** Deep k-NN and network accuracy against the set's labels (null: the set has none, or they mean nothing). */
+  dknnAccuracy: number | null;
+  networkAccuracy: number | null;
+  credibility: ScoreSummary;
+  softmax: ScoreSummary;
+  /** Clean test images (positive) against this set: null for the clean set itself. */
+  auroc: { credibility: number; softmax: number } | null;
+  fpr95: { credibility: number; softmax: number } | null;
+}
+
+export interface PanelExample {
+  /** Test index, its label, and per layer the training indices of its nearest neighbours. */
+  testIndex: number;
+  label: number;
+  clean: { prediction: number; credibility: number; neighbors: Record<string, number[]>; pixels: number[] };
+  adversarial: { prediction: number; credibility: number; neighbors: Record<string, number[]>; pixels: number[] };
+  eps: number;
+}
+
+export interface DknnStudy {
+  run: string;
+  dataset: string;
+  model: string;
+  factor: number;
+  seed: number;
+  layers: string[];
+  k: number;
+  pValues: PValueForm;
+  normalize: boolean;
+  calibration: number;
+  trainImages: number;
+  backend: string;
+  seconds: { features: number; search: number; total: number };
+  sets: SetResult[];
+  reliability: Record<string, ReliabilityBin[]>;
+  gradients: {
+    images: number;
+    snnlOptimal: number;
+    temperature: number;
+    ceiling: number;
+    knnPurity: number;
+    k: number;
+  };
+  panel: PanelExample;
+}
+
+function summary(scores: ArrayLike<number>): ScoreSummary {
+  let sum = 0;
+  for (let i = 0; i < scores.length; i++) sum += scores[i]!;
+  return { mean: scores.length > 0 ? sum / scores.length : NaN, histogram: histogram(scores) };
+}
+
+function accuracy(predicted: ArrayLike<number>, labels: ArrayLike<number>): number {
+  let hits = 0;
+  for (let i = 0; i < labels.length; i++) if (predicted[i] === labels[i]) hits++;
+  return labels.length > 0 ? hits / labels.length : NaN;
+}
+
+function argmaxRows(values: Float32Array, classes: number): { prediction: Int32Array; max: Float64Array } {
+  const n = values.length / classes;
+  const prediction = new Int32Array(n);
+  const max = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let j = 1; j < classes; j++) if (values[i * classes + j]! > values[i * classes + best]!) best = j;
+    prediction[i] = best;
+    max[i] = values[i * classes + best]!;
+  }
+  return { prediction, max };
+}
+
+function range(start: number, end: number): Int32Array {
+  return Int32Array.from({ length: Math.max(0, end - start) }, (_, i) => start + i);
+}
+
+function concatSets(sets: PixelSet[]): PixelSet {
+  const pixels = new Float32Array(sets.reduce((n, s) => n + s.pixels.length, 0));
+  const labels = new Int32Array(sets.reduce((n, s) => n + s.count, 0));
+  let p = 0;
+  let l = 0;
+  for (const s of sets) {
+    pixels.set(s.pixels, p);
+    labels.set(s.labels, l);
+    p += s.pixels.length;
+    l += s.count;
+  }
+  return { pixels, labels, count: labels.length };
+}
+
+/** The other grayscale 28x28 data set, when installed: Fashion-MNIST for MNIST and the reverse. */
+function otherDataset(dataset: Dataset): { name: string; data: Dataset } | { skipped: string } | undefined {
+  const other = dataset.name === 'mnist' ? 'fashion-mnist' : dataset.name === 'fashion-mnist' ? 'mnist' : undefined;
+  if (!other) return undefined;
+  try {
+    return { name: other, data: loadDataset(other) };
+  } catch (error) {
+    return { skipped: `${other}: ${error instanceof Error ? error.message : String(error)}` };
+  }
+}
+
+interface QuerySet {
+  name: string;
+  description: string;
+  set: PixelSet;
+  /** Whether its labels are the true classes of the network's task. */
+  labelled: boolean;
+  outlier: boolean;
+}
+
+/** Validates the options against the run before any work; returns them filled in. */
+export function checkStudyOptions(options: DknnStudyOptions, testCount: number, trainCount: number, names: string[]) {
+  const k = options.k ?? DKNN_DEFAULTS.k;
+  const calibration = options.calibration ?? DKNN_DEFAULTS.calibration;
+  const train = options.trainSubset ?? trainCount;
+  const outliers = options.outliers ?? DKNN_STUDY_DEFAULTS.outliers;
+  if (!Number.isInteger(train) || train < 1 || train > trainCount)
+    throw new InputError('trainSubset', `must be a whole number from 1 to ${trainCount}, got ${train}`);
+  if (!Number.isInteger(k) || k < 1) throw new InputError('k', `must be a whole number of at least 1, got ${k}`);
+  if (k > train) throw new InputError('k', `is ${k}, larger than the ${train} training images`);
+  if (!Number.isInteger(calibration) || calibration < 1 || calibration >= testCount)
+    throw new InputError(
+      'calibration',
+      `must be a whole number from 1 to ${testCount - 1} (the rest of the ${testCount} test images are evaluated), got ${calibration}`,
+    );
+  if (!Number.isInteger(outliers) || outliers < 1)
+    throw new InputError('outliers', `must be a whole number of at least 1, got ${outliers}`);
+  for (const eps of options.eps ?? DKNN_STUDY_DEFAULTS.eps) {
+    if (!(eps > 0 && eps <= 1)) throw new InputError('eps', `each must be in (0, 1], got ${eps}`);
+  }
+  const layers = options.layers ?? names;
+  if (layers.length === 0) throw new InputError('layers', 'no layer was chosen');
+  for (const name of layers) {
+    if (!names.includes(name))
+      throw new InputError('layers', `the network has no layer "${name}"; its layers are ${names.join(', ')}`);
+  }
+  return { k, calibration, train, outliers, layers };
+}
+
+/** Runs the study on the run in `runDir` (nothing is written here; the command line writes the files). */
+export function dknnStudy(
+  runDir: string,
+  options: DknnStudyOptions,
+  backend: string,
+  log: (line: string) => void,
+  progress?: (label: string, done: number, total: number) => void,
+): { study: DknnStudy; gradientSigns: { values: Float32Array; labels: Int32Array } } {
+  const started = performance.now();
+  const { net, dataset, stored } = loadTrainedNetwork(runDir);
+  try {
+    if (net.kind !== 'classifier') throw new InputError(runDir, 'Deep k-NN needs a classifier run, not an autoencoder');
+    const names = outputNames(net);
+    const checked = checkStudyOptions(options, dataset.test.count, dataset.train.count, names);
+    const { k, calibration, layers } = checked;
+    const seed = options.seed ?? DKNN_STUDY_DEFAULTS.seed;
+    const pForm = options.pValues ?? DKNN_DEFAULTS.pValues;
+    const normalize = options.normalize ?? DKNN_DEFAULTS.normalize;
+    const eps = options.eps ?? DKNN_STUDY_DEFAULTS.eps;
+    const shape = dataset.imageShape;
+    const norm = normalizationFor(net, dataset);
+    const indices = layerIndices(net, layers);
+    const classes = dataset.classes;
+
+    // Training features, in chunks (the k-NN search's outer loop).
+    const trainIdx = range(0, checked.train);
+    const trainSet = pixelsOf(dataset.train, shape, trainIdx);
+    log(`features of ${trainIdx.length} training images in ${layers.length} layers (${layers.join(', ')})`);
+    const trainProbe = probe(net, trainSet, shape, norm, indices, 4096);
+    const dims = trainProbe.features.map((c) => c[0]!.dim);
+    log(`  dimensions: ${layers.map((l, i) => `${l} ${dims[i]}`).join(', ')}`);
+    const model = new DeepKnn(
+      layers.map((name, l) => ({ name, chunks: trainProbe.features[l]! })),
+      Int32Array.from(trainSet.labels),
+      classes,
+      { k, pValues: pForm, normalize, onProgress: (layer, done, total) => progress?.(`k-NN ${layer}`, done, total) },
+    );
+    const featuresSeconds = (performance.now() - started) / 1000;
+
+    const calSet = pixelsOf(dataset.test, shape, range(0, calibration));
+    const testSet = pixelsOf(dataset.test, shape, range(calibration, dataset.test.count));
+    log(`calibration: the first ${calibration} test images; evaluation: the other ${testSet.count}`);
+    const calProbe = probe(net, calSet, shape, norm, indices);
+    const searchStart = performance.now();
+    model.calibrate(calProbe.features.map(joinChunks), calSet.labels);
+
+    // Query sets: clean test images, outliers, adversarial images.
+    const few = Math.min(checked.outliers, testSet.count);
+    const sample = permutation(testSet.count, seededRandom(seed)).slice(0, few);
+    const sampled = pixelsOf(
+      dataset.test,
+      shape,
+      Array.from(sample, (i) => i + calibration),
+    );
+    const queries: QuerySet[] = [
+      { name: 'clean', description: 'test images (not calibration)', set: testSet, labelled: true, outlier: false },
+    ];
+    const other = otherDataset(dataset);
+    if (other && 'data' in other) {
+      const set = pixelsOf(other.data.test, other.data.imageShape, range(0, Math.min(few, other.data.test.count)));
+      queries.push({ name: other.name, description: `${other.name} test images`, set, labelled: false, outlier: true });
+    } else if (other) log(`outlier set left out: ${other.skipped}`);
+    if (shape[0] === shape[1])
+      queries.push({
+        name: 'rotated',
+        description: 'test images turned 90 degrees',
+        set: rotated90(sampled, shape),
+        labelled: false,
+        outlier: true,
+      });
+    if (shape[0] === 28 && shape[1] === 28 && shape[2] === 1) {
+      try {
+        const letters = renderedLetters(shape);
+        queries.push({
+          name: 'letters',
+          description: `letters A-J in ${letters.fonts} Debian fonts (a stand-in for notMNIST)`,
+          set: letters,
+          labelled: false,
+          outlier: true,
+        });
+      } catch (error) {
+        if (!(error instanceof InputError)) throw error;
+        log(`outlier set left out: ${error.message}`);
+      }
+    }
+    queries.push({
+      name: 'noise',
+      description: 'uniform noise in [0, 1]',
+      set: uniformNoise(few, shape, seed),
+      labelled: false,
+      outlier: true,
+    });
+    for (const e of eps) {
+      queries.push({
+        name: `fgsm-${e}`,
+        description: `FGSM eps ${e} on test images (clipped to [0, 1])`,
+        set: fgsm(net, sampled, shape, norm, e),
+        labelled: true,
+        outlier: true,
+      });
+    }
+    log(`query sets: ${queries.map((q) => `${q.name} ${q.set.count}`).join(', ')}`);
+    const all = concatSets(queries.map((q) => q.set));
+    const allProbe = probe(net, all, shape, norm, indices);
+    const result = model.predict(allProbe.features.map(joinChunks));
+    const searchSeconds = (performance.now() - searchStart) / 1000;
+    const soft = argmaxRows(allProbe.probabilities, classes);
+
+    let offset = 0;
+    const slices = queries.map((q) => {
+      const s = { q, start: offset, end: offset + q.set.count };
+      offset += q.set.count;
+      return s;
+    });
+    const clean = slices[0]!;
+    const part = (a: ArrayLike<number>, s: { start: number; end: number }) =>
+      Array.prototype.slice.call(a, s.start, s.end) as number[];
+    const cleanCred = part(result.credibility, clean);
+    const cleanSoft = part(soft.max, clean);
+    const sets: SetResult[] = slices.map((s) => {
+      const cred = part(result.credibility, s);
+      const sm = part(soft.max, s);
+      const labels = s.q.set.labels;
+      return {
+        name: s.q.name,
+        description: s.q.description,
+        count: s.q.set.count,
+        dknnAccuracy: s.q.labelled ? accuracy(part(result.prediction, s), labels) : null,
+        networkAccuracy: s.q.labelled ? accuracy(part(soft.prediction, s), labels) : null,
+        credibility: summary(cred),
+        softmax: summary(sm),
+        auroc: s.q.outlier ? { credibility: auroc(cleanCred, cred), softmax: auroc(cleanSoft, sm) } : null,
+        fpr95: s.q.outlier ? { credibility: fprAtTpr(cleanCred, cred), softmax: fprAtTpr(cleanSoft, sm) } : null,
+      };
+    });
+    const reliabilityOf = (s: (typeof slices)[number]) => {
+      const predicted = part(result.prediction, s);
+      return reliability(
+        part(result.credibility, s),
+        predicted.map((p, i) => p === s.q.set.labels[i]),
+      );
+    };
+    const reliabilities: Record<string, ReliabilityBin[]> = {};
+    for (const s of slices) if (s.q.labelled) reliabilities[s.q.name] = reliabilityOf(s);
+
+    const panel = panelExample(result, slices, queries, sample, calibration, layers, eps.at(-1));
+    const gradients = gradientStudy(
+      net,
+      dataset,
+      norm,
+      options.gradientSample ?? DKNN_STUDY_DEFAULTS.gradientSample,
+      calibration,
+      seed,
+    );
+    const study: DknnStudy = {
+      run: runDir,
+      dataset: dataset.name,
+      model: stored.config.model,
+      factor: stored.config.factor,
+      seed: stored.config.seed,
+      layers,
+      k,
+      pValues: pForm,
+      normalize,
+      calibration,
+      trainImages: trainIdx.length,
+      backend,
+      seconds: { features: featuresSeconds, search: searchSeconds, total: (performance.now() - started) / 1000 },
+      sets,
+      reliability: reliabilities,
+      gradients: gradients.summary,
+      panel,
+    };
+    return { study, gradientSigns: { values: gradients.signs, labels: gradients.labels } };
+  } finally {
+    net.model.dispose();
+  }
+}
+
+const PANEL_NEIGHBORS = 5;
+
+/** The first sampled test image that the last FGSM strength fools, with its neighbours (the poster's panel). */
+function panelExample(
+  result: DknnResult,
+  slices: Array<{ q: QuerySet; start: number; end: number }>,
+  queries: QuerySet[],
+  sample: Int32Array,
+  calibration: number,
+  layers: string[],
+  eps: number | undefined,
+): PanelExample {
+  const adv = slices.find((s) => s.q.name === `fgsm-${eps}`);
+  const clean = slices[0]!;
+  const size = queries[0]!.set.pixels.length / queries[0]!.set.count;
+  let pick = 0;
+  if (adv) {
+    const fooled = Array.from({ length: adv.end - adv.start }, (_, i) => i).find(
+      (i) => result.prediction[adv.start + i] !== adv.q.set.labels[i],
+    );
+    pick = fooled ?? 0;
+  }
+  const testRow = sample[pick]!; // index into the evaluated test images
+  const k = result.neighbors[layers[0]!]!.length / result.prediction.length;
+  const neighborsOf = (row: number) =>
+    Object.fromEntries(
+      layers.map((l) => [l, Array.from(result.neighbors[l]!.subarray(row * k, row * k + PANEL_NEIGHBORS))]),
+    );
+  const cleanRow = clean.start + testRow;
+  const advRow = adv ? adv.start + pick : cleanRow;
+  const pixelsAt = (set: PixelSet, i: number) =>
+    Array.from(set.pixels.subarray(i * size, (i + 1) * size), (v) => Math.round(v * 255));
+  return {
+    testIndex: calibration + testRow,
+    label: queries[0]!.set.labels[testRow]!,
+    clean: {
+      prediction: result.prediction[cleanRow]!,
+      credibility: result.credibility[cleanRow]!,
+      neighbors: neighborsOf(cleanRow),
+      pixels: pixelsAt(queries[0]!.set, testRow),
+    },
+    adversarial: {
+      prediction: result.prediction[advRow]!,
+      credibility: result.credibility[advRow]!,
+      neighbors: neighborsOf(advRow),
+      pixels: adv ? pixelsAt(adv.q.set, pick) : pixelsAt(queries[0]!.set, testRow),
+    },
+    eps: eps ?? 0,
+  };
+}
+
+/**
+ * The paper code's adversarial-gradient study in numbers: sign(d CE / d input) of `count` test images
+ * (after the calibration images), then how much those vectors cluster by true label: SNNL at the optimal
+ * temperature (squared Euclidean, stable form; the ceiling is its T -> infinity limit) and the share of
+ * each vector's 10 nearest others with its label.
+ */
+function gradientStudy(
+  net: Parameters<typeof gradientSigns>[0],
+  dataset: Dataset,
+  norm: ReturnType<typeof normalizationFor>,
+  count: number,
+  calibration: number,
+  seed: number,
+) {
+  const available = dataset.test.count - calibration;
+  const picked = permutation(available, seededRandom(seed + 1)).slice(0, Math.min(count, available));
+  const set = pixelsOf(
+    dataset.test,
+    dataset.imageShape,
+    Array.from(picked, (i) => i + calibration),
+  );
+  const signs = gradientSigns(net, set, dataset.imageShape, norm);
+  const dim = signs.length / set.count;
+  const x = tf.tensor2d(signs, [set.count, dim]);
+  const optimal = optimalTemperature(x, set.labels, { distance: 'squared-euclidean', preset: 'stable' });
+  x.dispose();
+  const counts = new Map<number, number>();
+  for (const y of set.labels) counts.set(y, (counts.get(y) ?? 0) + 1);
+  let ceiling = 0;
+  for (const y of set.labels) ceiling -= Math.log((counts.get(y)! - 1) / (set.count - 1)) / set.count;
+  const purityK = 10;
+  const summary = {
+    images: set.count,
+    snnlOptimal: optimal.loss,
+    temperature: optimal.temperature,
+    ceiling,
+    knnPurity: knnPurity(signs, dim, set.labels, purityK),
+    k: purityK,
+  };
+  return { summary, signs, labels: set.labels };
+}

@@ -1,0 +1,179 @@
+/**
+ * Figures of a Deep k-NN study: credibility (and maximum softmax) histograms per query set, the
+ * reliability diagram, the poster's panel (an image and its adversarial version with their nearest
+ * training images in each layer), and the UMAP of input-gradient signs.
+ */
+import type { TopLevelSpec } from 'vega-lite';
+import type { ImageSplit } from '../data/datasets.js';
+import type { DknnStudy } from '../experiments/dknn.js';
+import { umap2d } from './embedding.js';
+import { POINTS_BY_CLASS, type Row } from './figures.js';
+
+const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
+const CONFIG = { view: { stroke: null }, axis: { labelFontSize: 11, titleFontSize: 12 } };
+
+/** Share of each set in each score bin, one panel per set, credibility and softmax side by side. */
+export function scoreHistogramSpec(study: DknnStudy): TopLevelSpec {
+  const rows: Row[] = study.sets.flatMap((s) =>
+    (['credibility', 'softmax'] as const).flatMap((score) =>
+      s[score].histogram.map((n, b) => ({
+        set: `${s.name} (${s.count})`,
+        score: score === 'credibility' ? 'DkNN credibility' : 'max softmax',
+        bin: (b + 0.5) / 10,
+        share: n / s.count,
+      })),
+    ),
+  );
+  return {
+    $schema: SCHEMA,
+    title: `Credibility and max softmax per input set (${study.dataset}, factor ${study.factor}, seed ${study.seed})`,
+    data: { values: rows },
+    facet: {
+      column: { field: 'set', type: 'nominal', title: null, sort: study.sets.map((s) => `${s.name} (${s.count})`) },
+      row: { field: 'score', type: 'nominal', title: null },
+    },
+    spec: {
+      width: 110,
+      height: 90,
+      mark: { type: 'bar' },
+      encoding: {
+        x: { field: 'bin', type: 'quantitative', bin: { step: 0.1, extent: [0, 1] }, title: 'score' },
+        y: { field: 'share', type: 'quantitative', title: 'share', scale: { domain: [0, 1] } },
+      },
+    },
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+/** Accuracy per credibility bin against the diagonal, for every labelled set (clean, FGSM). */
+export function reliabilitySpec(study: DknnStudy): TopLevelSpec {
+  const rows: Row[] = Object.entries(study.reliability).flatMap(([set, bins]) =>
+    bins.map((b) => ({ set, credibility: (b.lower + b.upper) / 2, accuracy: b.accuracy, count: b.count })),
+  );
+  return {
+    $schema: SCHEMA,
+    title: 'Reliability of DkNN credibility (10 bins; points sized by count)',
+    data: { values: rows.filter((r) => r['accuracy'] !== null) },
+    width: 260,
+    height: 220,
+    layer: [
+      {
+        data: {
+          values: [
+            { a: 0, b: 0 },
+            { a: 1, b: 1 },
+          ],
+        },
+        mark: { type: 'line', color: '#bbb', strokeDash: [4, 4] },
+        encoding: { x: { field: 'a', type: 'quantitative' }, y: { field: 'b', type: 'quantitative' } },
+      },
+      {
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'credibility', type: 'quantitative', scale: { domain: [0, 1] }, title: 'credibility' },
+          y: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1] }, title: 'accuracy' },
+          color: { field: 'set', type: 'nominal' },
+          size: { field: 'count', type: 'quantitative', legend: null },
+        },
+      },
+    ],
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+/** One grayscale image as SVG rectangles (black background, one rect per lit pixel). */
+function imageSvg(
+  pixels: ArrayLike<number>,
+  shape: [number, number, number],
+  x: number,
+  y: number,
+  cell: number,
+): string {
+  const [h, w, c] = shape;
+  const parts = [`<rect x="${x}" y="${y}" width="${w * cell}" height="${h * cell}" fill="black"/>`];
+  for (let r = 0; r < h; r++) {
+    for (let col = 0; col < w; col++) {
+      const at = (r * w + col) * c;
+      const rgb = c === 3 ? [pixels[at]!, pixels[at + 1]!, pixels[at + 2]!] : [pixels[at]!, pixels[at]!, pixels[at]!];
+      if (rgb.every((v) => v < 8)) continue;
+      parts.push(
+        `<rect x="${x + col * cell}" y="${y + r * cell}" width="${cell}" height="${cell}" fill="rgb(${rgb.map((v) => Math.round(v)).join(',')})"/>`,
+      );
+    }
+  }
+  return parts.join('');
+}
+
+/** The poster's panel: each input, then its nearest training images in every layer. */
+export function panelSvg(study: DknnStudy, train: ImageSplit, shape: [number, number, number]): string {
+  const cell = 2;
+  const size = shape[0] * cell;
+  const gap = 8;
+  const labelWidth = 150;
+  const p = study.panel;
+  const inputs = [
+    { title: `test image #${p.testIndex} (label ${p.label})`, ...p.clean },
+    { title: `FGSM eps ${p.eps}`, ...p.adversarial },
+  ];
+  const neighbors = Object.keys(p.clean.neighbors).length === 0 ? 0 : p.clean.neighbors[study.layers[0]!]!.length;
+  const blockWidth = neighbors * (size + 2) + gap;
+  const width = labelWidth + size + gap * 2 + study.layers.length * blockWidth;
+  const rowHeight = size + 40;
+  const height = 40 + inputs.length * rowHeight;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="8" y="16" font-size="13">Nearest training images in each layer (${study.dataset}, factor ${study.factor}, seed ${study.seed})</text>`,
+  ];
+  study.layers.forEach((layer, l) => {
+    parts.push(`<text x="${labelWidth + size + gap * 2 + l * blockWidth}" y="34">${layer}</text>`);
+  });
+  const trainSize = shape[0] * shape[1] * shape[2];
+  inputs.forEach((input, r) => {
+    const y = 40 + r * rowHeight;
+    parts.push(`<text x="8" y="${y + 12}">${input.title}</text>`);
+    parts.push(`<text x="8" y="${y + 28}">prediction ${input.prediction}</text>`);
+    parts.push(`<text x="8" y="${y + 44}">credibility ${input.credibility.toFixed(3)}</text>`);
+    parts.push(imageSvg(input.pixels, shape, labelWidth, y, cell));
+    study.layers.forEach((layer, l) => {
+      const x0 = labelWidth + size + gap * 2 + l * blockWidth;
+      input.neighbors[layer]!.forEach((index, n) => {
+        const pixels = train.images.subarray(index * trainSize, (index + 1) * trainSize);
+        parts.push(imageSvg(pixels, shape, x0 + n * (size + 2), y, cell));
+        parts.push(`<text x="${x0 + n * (size + 2) + 2}" y="${y + size + 12}">${train.labels[index]}</text>`);
+      });
+    });
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+/** UMAP of input-gradient signs, colored by true label, one panel per run. */
+export function gradientUmapSpec(
+  runs: Array<{ label: string; values: Float32Array; labels: Int32Array }>,
+  seed: number,
+): TopLevelSpec {
+  const rows: Row[] = runs.flatMap((run) => {
+    const n = run.labels.length;
+    const dim = run.values.length / n;
+    const points = umap2d(
+      Array.from({ length: n }, (_, i) => Array.from(run.values.subarray(i * dim, (i + 1) * dim))),
+      seed,
+    );
+    return points.map((p, i) => ({ run: run.label, x: p[0]!, y: p[1]!, class: run.labels[i]! }));
+  });
+  return {
+    $schema: SCHEMA,
+    title: 'UMAP of sign(d cross-entropy / d input) of test images, colored by true label',
+    data: { values: rows },
+    facet: { column: { field: 'run', type: 'nominal', title: null, sort: null } },
+    spec: {
+      width: 200,
+      height: 200,
+      mark: { type: 'circle', size: 12, opacity: 0.8 },
+      encoding: POINTS_BY_CLASS,
+    },
+    resolve: { scale: { x: 'independent', y: 'independent' } },
+    config: CONFIG,
+  } as TopLevelSpec;
+}
