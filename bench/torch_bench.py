@@ -99,7 +99,25 @@ def main():
     torch.set_num_threads(case['threads'])
     torch.manual_seed(0)
     batch, steps = case['batch'], case['steps']
-    if case['kind'] in ('snnl', 'snnl-closed'):
+    if case['kind'] == 'knn':
+        # Exact k-NN as a PyTorch user writes it: cdist (by matrix products at these sizes) and topk,
+        # over the training rows in the same chunks as snnl, merged with the best so far.
+        queries = torch.rand(batch, case['features'])
+        train = torch.rand(case['train'], case['features'])
+        k, chunk = case['k'], case['chunk']
+
+        def step():
+            best_d = best_i = None
+            for start in range(0, train.shape[0], chunk):
+                d = torch.cdist(queries, train[start:start + chunk]).square_()
+                values, indices = d.topk(min(k, d.shape[1]), dim=1, largest=False)
+                if best_d is not None:
+                    values = torch.cat([best_d, values], 1)
+                    indices = torch.cat([best_i, indices + start], 1)
+                    values, order = values.topk(k, dim=1, largest=False)
+                    indices = indices.gather(1, order)
+                best_d, best_i = values, indices
+    elif case['kind'] in ('snnl', 'snnl-closed'):
         x = torch.randn(batch, case['features'], requires_grad=True)
         y = torch.arange(batch) * 7 % 10
         formula = snnl_stable if case['kind'] == 'snnl' else StableClosedForm.apply

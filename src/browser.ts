@@ -1,9 +1,10 @@
 /**
  * snnl for the browser (and any bundler): the loss, its temperatures, training any tf.LayersModel with
- * SNNL and measuring its layers, with no Node built-ins. Bundlers pick this entry through the package's
- * "browser" export condition; Node gets src/index.ts, which adds the native and wasm engines.
+ * SNNL and measuring its layers, and Deep k-NN on features, with no Node built-ins. Bundlers pick this
+ * entry through the package's "browser" export condition; Node gets src/index.ts, which adds the native
+ * and wasm engines.
  *
- *     import { snnl, trainWithSnnl, measureLayers } from 'snnl';
+ *     import { snnl, trainWithSnnl, measureLayers, DeepKnn } from 'snnl';
  */
 export * from './loss/index.js';
 export { InputError } from './errors.js';
@@ -18,3 +19,14 @@ export {
 } from './training/with-snnl.js';
 export type { EpochMetrics } from './training/loop.js';
 export type { LayerEntanglement } from './training/evaluate.js';
+export {
+  DeepKnn,
+  DKNN_DEFAULTS,
+  P_VALUE_FORMS,
+  type DknnOptions,
+  type DknnResult,
+  type PValueForm,
+  type LayerTrainFeatures,
+} from './analysis/dknn.js';
+export { nearestNeighbors, type FeatureMatrix, type FeatureChunks, type Neighbors } from './analysis/knn.js';
+export { auroc, fprAtTpr, reliability, histogram } from './analysis/metrics.js';

@@ -332,7 +332,7 @@ describe('snnl dknn', () => {
       expect.arrayContaining(['clean', 'rotated', 'noise', 'fgsm-0.1', 'fgsm-0.25']),
     );
     expect(study.sets[0]!.count).toBe(9900);
-    for (const file of ['dknn.json', 'scores.png', 'reliability.png', 'neighbors.png', 'gradients-umap.png'])
+    for (const file of ['dknn.json', 'scores.png', 'reliability.png', 'neighbors.png', 'gradients.png'])
       expect(existsSync(join(out, file)), file).toBe(true);
   }, 240_000);
 

@@ -3,13 +3,14 @@
  *
  * Cases: the MLP 784-500-500-10 and the REFERENCE CNN (28x28x1 and 32x32x3) trained with SNNL on their
  * hidden layers (pt-snnl's formula, cosine, T = 100, factor -10, batch 128, Adam), and SNNL forward +
- * backward alone at b = 1024, d = 3136 (the stable formula; PyTorch by autodiff). PyTorch is Debian's
+ * backward alone at b = 1024, d = 3136 (the stable formula; PyTorch by autodiff), and Deep k-NN's exact
+ * search (k = 75, training rows in chunks of 4,096; PyTorch by cdist and topk). PyTorch is Debian's
  * python3-torch with OpenBLAS (OpenMP build) selected per command (the fastest BLAS measured on 2 cores);
  * where it is missing the benchmark says how to install it and measures snnl alone.
  *
  * Environment: SNNL_BENCH_ROUNDS (default 3), SNNL_BENCH_OUT (default bench-results.json), SNNL_PYTHON
  * (default /usr/bin/python3, where Debian installs torch), SNNL_BENCH_BACKENDS (default: native when
- * built, and wasm), SNNL_BENCH_CASES (kinds to run: mlp, cnn, snnl, snnl-closed; default all).
+ * built, and wasm), SNNL_BENCH_CASES (kinds to run: mlp, cnn, snnl, snnl-closed, knn; default all).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -19,6 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describeBackend, useBackend } from '../engine/backend.js';
 import { ENABLE_NATIVE, loadAddon } from '../engine/native/addon.js';
 import { snnl } from '../loss/snnl.js';
+import { nearestNeighbors } from '../analysis/knn.js';
 import { buildNetwork, type ModelName } from '../models/models.js';
 import { trainStep } from '../training/step.js';
 import { FusedAdamOptimizer } from '../training/optimizer.js';
@@ -27,10 +29,12 @@ import { formatTable } from '../format.js';
 
 interface Case {
   name: string;
-  kind: 'mlp' | 'cnn' | 'snnl' | 'snnl-closed';
+  kind: 'mlp' | 'cnn' | 'snnl' | 'snnl-closed' | 'knn';
   shape?: [number, number, number];
   batch: number;
   features?: number;
+  /** knn: training rows searched (in chunks of KNN_CHUNK). */
+  train?: number;
   steps: number;
 }
 
@@ -41,7 +45,18 @@ const CASES: Case[] = [
   // snnl's closed-form gradient (two products) against PyTorch's autodiff (three), then the same math on both sides.
   { name: 'SNNL fwd+bwd b=1024 d=3136 (PyTorch autodiff)', kind: 'snnl', batch: 1024, features: 3136, steps: 3 },
   { name: 'SNNL fwd+bwd b=1024 d=3136 (both closed form)', kind: 'snnl-closed', batch: 1024, features: 3136, steps: 3 },
+  // Deep k-NN's search: queries per second against 20,480 training rows of the reference CNN's conv2 width.
+  {
+    name: 'k-NN k=75, 2048 queries x 20480 rows, d=3200',
+    kind: 'knn',
+    batch: 2048,
+    features: 3200,
+    train: 20480,
+    steps: 1,
+  },
 ];
+const KNN_K = 75;
+const KNN_CHUNK = 4096;
 
 const FACTOR = -10;
 const TEMPERATURE = 100;
@@ -62,7 +77,21 @@ function timeSteps(step: () => void, batch: number, steps: number): number {
   return (batch * steps) / ((performance.now() - start) / 1000);
 }
 
+function knnSide(c: Case): () => number {
+  const random = (rows: number) => ({
+    rows,
+    dim: c.features!,
+    values: Float32Array.from({ length: rows * c.features! }, () => Math.random()),
+  });
+  const chunks = Array.from({ length: Math.ceil(c.train! / KNN_CHUNK) }, (_, i) =>
+    random(Math.min(KNN_CHUNK, c.train! - i * KNN_CHUNK)),
+  );
+  const queries = random(c.batch);
+  return () => timeSteps(() => void nearestNeighbors(chunks, queries, { k: KNN_K }), c.batch, c.steps);
+}
+
 function snnlSide(c: Case): () => number {
+  if (c.kind === 'knn') return knnSide(c);
   const labels = Int32Array.from({ length: c.batch }, (_, i) => (i * 7) % 10);
   if (c.kind === 'snnl' || c.kind === 'snnl-closed') {
     const x = tf.randomNormal([c.batch, c.features!], 0, 1, 'float32', 1);
@@ -108,6 +137,9 @@ function torchSide(c: Case, threads: number): TorchResult {
     threads,
     factor: FACTOR,
     temperature: c.features ?? TEMPERATURE,
+    train: c.train,
+    k: KNN_K,
+    chunk: KNN_CHUNK,
   };
   const run = spawnSync(PYTHON, [script, JSON.stringify(config)], {
     encoding: 'utf8',
@@ -152,7 +184,7 @@ async function main(): Promise<void> {
     );
   } else if (!blas) {
     console.log(
-      'OpenBLAS (OpenMP build) is missing, so PyTorch runs on the slow reference BLAS: sudo apt-get install libopenblas0-openmp',
+      // SNNL_BENCH_CASES picks cases by kind: mlp, cnn, snnl, snnl-closed, knn (comma-separated).
     );
   }
   const results: Array<Record<string, unknown>> = [];

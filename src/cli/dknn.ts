@@ -1,7 +1,7 @@
 /**
  * `snnl dknn RUN_DIR`: the Deep k-NN study of a trained run, written to RUN_DIR/dknn (or --out): dknn.json
- * and its figures (PNG) (credibility histograms, reliability diagram, the nearest-neighbour panel, UMAP of the
- * input-gradient signs), and a table on stdout.
+ * and its figures (PNG) (credibility histograms, reliability diagram, the nearest-neighbour panel, t-SNE and
+ * UMAP of the input-gradient signs), and a table on stdout.
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ import {
   readStudy,
   summarizeStudies,
 } from '../experiments/dknn-summary.js';
-import { gradientUmapSpec, panelSvg, reliabilitySpec, scoreHistogramSpec } from '../report/dknn.js';
+import { gradientEmbeddingSpec, panelSvg, reliabilitySpec, scoreHistogramSpec } from '../report/dknn.js';
 import { svgToPng, toSvg } from '../report/figures.js';
 import { readStoredConfig } from '../training/run-store.js';
 import { ProgressBar } from '../training/progress.js';
@@ -149,8 +149,8 @@ export async function dknnCommand(runDir: string, flags: DknnFlags, log: (line: 
   const dataset = loadDataset(study.dataset);
   await figure('neighbors', panelSvg(study, dataset.train, dataset.imageShape));
   const label = `factor ${study.factor}, seed ${study.seed}`;
-  await figure('gradients-umap', await toSvg(gradientUmapSpec([{ label, ...gradientSigns }], study.seed)));
-  log(`written: ${out}/dknn.json, scores.png, reliability.png, neighbors.png, gradients-umap.png`);
+  await figure('gradients', await toSvg(gradientEmbeddingSpec([{ label, ...gradientSigns }], study.seed)));
+  log(`written: ${out}/dknn.json, scores.png, reliability.png, neighbors.png, gradients.png`);
   return study;
 }
 

@@ -1,12 +1,12 @@
 /**
  * Figures of a Deep k-NN study: credibility (and maximum softmax) histograms per query set, the
  * reliability diagram, the poster's panel (an image and its adversarial version with their nearest
- * training images in each layer), and the UMAP of input-gradient signs.
+ * training images in each layer), and t-SNE and UMAP of input-gradient signs.
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { ImageSplit } from '../data/datasets.js';
 import type { DknnStudy } from '../experiments/dknn.js';
-import { umap2d } from './embedding.js';
+import { tsne2d, umap2d } from './embedding.js';
 import { POINTS_BY_CLASS, type Row } from './figures.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
@@ -148,25 +148,30 @@ export function panelSvg(study: DknnStudy, train: ImageSplit, shape: [number, nu
   return parts.join('\n');
 }
 
-/** UMAP of input-gradient signs, colored by true label, one panel per run. */
-export function gradientUmapSpec(
+/** t-SNE and UMAP of input-gradient signs, colored by true label: one row per method, one column per run. */
+export function gradientEmbeddingSpec(
   runs: Array<{ label: string; values: Float32Array; labels: Int32Array }>,
   seed: number,
 ): TopLevelSpec {
   const rows: Row[] = runs.flatMap((run) => {
     const n = run.labels.length;
     const dim = run.values.length / n;
-    const points = umap2d(
-      Array.from({ length: n }, (_, i) => Array.from(run.values.subarray(i * dim, (i + 1) * dim))),
-      seed,
+    const vectors = Array.from({ length: n }, (_, i) => Array.from(run.values.subarray(i * dim, (i + 1) * dim)));
+    return [
+      { method: 't-SNE', points: tsne2d(vectors, seed) },
+      { method: 'UMAP', points: umap2d(vectors, seed) },
+    ].flatMap(({ method, points }) =>
+      points.map((p, i) => ({ run: run.label, method, x: p[0]!, y: p[1]!, class: run.labels[i]! })),
     );
-    return points.map((p, i) => ({ run: run.label, x: p[0]!, y: p[1]!, class: run.labels[i]! }));
   });
   return {
     $schema: SCHEMA,
-    title: 'UMAP of sign(d cross-entropy / d input) of test images, colored by true label',
+    title: 'sign(d cross-entropy / d input) of test images, colored by true label',
     data: { values: rows },
-    facet: { column: { field: 'run', type: 'nominal', title: null, sort: null } },
+    facet: {
+      row: { field: 'method', type: 'nominal', title: null },
+      column: { field: 'run', type: 'nominal', title: null, sort: null },
+    },
     spec: {
       width: 200,
       height: 200,
