@@ -76,7 +76,8 @@ describe('an addon whose codes differ is refused', () => {
     expect(codeMismatch({ codes: () => extra })).toBe('unary op Erf is 12 in the addon, undefined here');
     expect(codeMismatch({} as NativeAddon)).toBe('it does not report its op codes');
     expect(codeMismatch({ codes: codes })).toBe('it has no topK()');
-    expect(codeMismatch({ codes: codes, topK: () => undefined })).toBeUndefined();
+    expect(codeMismatch({ codes: codes, topK: () => undefined })).toBe('it has no knnMerge()');
+    expect(codeMismatch({ codes: codes, topK: () => undefined, knnMerge: () => undefined })).toBeUndefined();
   });
 });
 
