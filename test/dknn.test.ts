@@ -1,7 +1,7 @@
 /**
  * Deep k-NN: the exact k-NN search against a brute-force loop (ties included) on every backend, p-values
  * against a hand computation in float64, AUROC against a pairwise count, FGSM's bound, the outlier sets,
- * credibility on a small trained network, and the command's errors before any work.
+ * credibility on a small trained network, t-SNE, and the command's errors before any work.
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
@@ -32,6 +32,7 @@ import { configFromFlags } from '../src/cli/train-flags.js';
 import { FusedAdamOptimizer } from '../src/training/optimizer.js';
 import { inputErrorMessage, needs, onBackend } from './helpers.js';
 import { seeded } from './oracle.js';
+import { tsne2d } from '../src/report/embedding.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 
@@ -436,5 +437,17 @@ describe('snnl dknn-features (.npy features from elsewhere)', () => {
     result = cli(join(root, 'nowhere'));
     expect(result.status).toBe(2);
     expect(result.stderr.trim()).toMatch(/is not a folder/);
+  });
+});
+
+describe('t-SNE', () => {
+  it('is seeded, and keeps separated clusters apart', () => {
+    const r = seeded(5);
+    const labels = Array.from({ length: 60 }, (_, i) => i % 3);
+    const rows = labels.map((y) => Array.from({ length: 8 }, (_, j) => (j === y ? 10 : 0) + r()));
+    const a = tsne2d(rows, 1, 10, 1000);
+    expect(tsne2d(rows, 1, 10, 1000)).toEqual(a);
+    expect(a.flat().every(Number.isFinite)).toBe(true);
+    expect(knnPurity(Float32Array.from(a.flat()), 2, labels, 5)).toBeGreaterThan(0.95);
   });
 });
