@@ -442,8 +442,10 @@ function gradientStudy(
   x.dispose();
   const counts = new Map<number, number>();
   for (const y of set.labels) counts.set(y, (counts.get(y) ?? 0) + 1);
+  // The T -> infinity limit over the rows SNNL counts (those whose class has another member here).
+  const counted = Array.from(set.labels).filter((y) => counts.get(y)! > 1);
   let ceiling = 0;
-  for (const y of set.labels) ceiling -= Math.log((counts.get(y)! - 1) / (set.count - 1)) / set.count;
+  for (const y of counted) ceiling -= Math.log((counts.get(y)! - 1) / (set.count - 1)) / counted.length;
   const purityK = 10;
   const summary = {
     images: set.count,
