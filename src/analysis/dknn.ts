@@ -141,8 +141,9 @@ export function conformalVerdict(pValues: Float64Array, classes: number) {
 }
 
 /**
- * A fitted Deep k-NN: training features per layer (preprocessed), their labels, and the calibration
- * scores. `predict` runs the search for new inputs' features (the same layers, same order).
+ * A fitted Deep k-NN: training features per layer, their labels, and the calibration scores. `predict`
+ * runs the search for new inputs' features (the same layers, same order). With `normalize` (the default)
+ * the training, calibration and query features are preprocessed in place: pass copies to keep the originals.
  */
 export class DeepKnn {
   readonly k: number;

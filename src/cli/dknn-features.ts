@@ -106,7 +106,10 @@ export async function dknnFeaturesCommand(dir: string, options: FeatureDknnOptio
   const train = load('train');
   const calibration = load('calibration');
   const test = load('test');
-  const classes = Math.max(...train.labels!, ...calibration.labels!, ...(test.labels ?? [])) + 1;
+  // The largest label + 1 (a loop: spreading 60,000 labels into Math.max can overflow the call stack).
+  let classes = 0;
+  for (const labels of [train.labels!, calibration.labels!, test.labels ?? new Int32Array(0)])
+    for (const y of labels) classes = Math.max(classes, y + 1);
   await useBackend(options.backend);
   const started = performance.now();
   const model = new DeepKnn(
