@@ -2,8 +2,9 @@
  * Exact k nearest neighbours by Euclidean distance, on the compute engine: squared distances of a chunk
  * of queries to a chunk of training points by one matrix product (|q|^2 + |t|^2 - 2 q.t), the k smallest
  * of each row by TopK, merged with the best found so far. Training points come in chunks (the outer loop:
- * each is uploaded once) and queries in chunks (the inner loop), so memory is set by the two chunk sizes,
- * never by n_train x n_query. Among equal distances the lower training index comes first (TopK keeps the
+ * each is uploaded once) and queries in chunks (the inner loop): the distances in memory at once are one
+ * chunk by one chunk, never n_train x n_query (all queries' features and their k best stay on the backend
+ * for the whole search). Among equal distances the lower training index comes first (TopK keeps the
  * lower position first, and every merge puts earlier chunks first).
  */
 import * as tf from '@tensorflow/tfjs';
