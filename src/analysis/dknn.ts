@@ -218,7 +218,6 @@ export class DeepKnn {
     if (n === 0) throw new InputError('calibration', 'is empty');
     const own = Array.from(labels, (y, i) => scores[i * this.classes + y]!);
     this.calibration = calibrationScores(own, this.form);
-    if (this.calibration.length === 0) this.calibration = calibrationScores(own, 'standard');
   }
 
   /** The calibration scores in use, ascending. */

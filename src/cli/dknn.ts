@@ -23,6 +23,7 @@ import { gradientEmbeddingSpec, panelSvg, reliabilitySpec, scoreHistogramSpec } 
 import { svgToPng, toSvg } from '../report/figures.js';
 import { readStoredConfig } from '../training/run-store.js';
 import { ProgressBar } from '../training/progress.js';
+import { parseNumberFlag } from './train-flags.js';
 
 export interface DknnFlags {
   layers?: string;
@@ -40,13 +41,9 @@ export interface DknnFlags {
   json?: boolean;
 }
 
-function wholeNumber(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < 1)
-    throw new InputError(flag, `expected a whole number above 0, got '${value}'`);
-  return n;
-}
+const whole = (n: number) => Number.isInteger(n) && n >= 1;
+const wholeNumber = (value: string | undefined, flag: string) =>
+  parseNumberFlag(value, flag, whole, 'a whole number above 0');
 
 /** The study's options from the flags (checked against the run later, before any work). */
 export function dknnOptions(flags: DknnFlags): DknnStudyOptions {
@@ -68,20 +65,12 @@ export function dknnOptions(flags: DknnFlags): DknnStudyOptions {
   if (sample !== undefined) options.gradientSample = sample;
   const subset = wholeNumber(flags.trainSubset, '--train-subset');
   if (subset !== undefined) options.trainSubset = subset;
-  const seed = flags.seed === undefined ? undefined : Number(flags.seed);
-  if (seed !== undefined) {
-    if (!Number.isInteger(seed) || seed < 0)
-      throw new InputError('--seed', `expected a whole number, got '${flags.seed}'`);
-    options.seed = seed;
-  }
-  if (flags.eps !== undefined) {
-    options.eps = flags.eps.split(',').map((s) => {
-      const e = Number(s);
-      if (s.trim() === '' || !(e > 0 && e <= 1))
-        throw new InputError('--eps', `expected numbers in (0, 1], got '${s}'`);
-      return e;
-    });
-  }
+  const seed = parseNumberFlag(flags.seed, '--seed', (n) => Number.isInteger(n) && n >= 0, 'a whole number');
+  if (seed !== undefined) options.seed = seed;
+  if (flags.eps !== undefined)
+    options.eps = flags.eps
+      .split(',')
+      .map((s) => parseNumberFlag(s, '--eps', (e) => e > 0 && e <= 1, 'numbers in (0, 1]')!);
   return options;
 }
 

@@ -155,7 +155,7 @@ interface QuerySet {
   outlier: boolean;
 }
 
-/** Validates the options against the run before any work; returns them filled in. */
+/** Validates the options against the run before any work (layer names: layerIndices); returns them filled in. */
 export function checkStudyOptions(options: DknnStudyOptions, testCount: number, trainCount: number, names: string[]) {
   const k = options.k ?? DKNN_DEFAULTS.k;
   const calibration = options.calibration ?? DKNN_DEFAULTS.calibration;
@@ -177,10 +177,6 @@ export function checkStudyOptions(options: DknnStudyOptions, testCount: number, 
   }
   const layers = options.layers ?? names;
   if (layers.length === 0) throw new InputError('layers', 'no layer was chosen');
-  for (const name of layers) {
-    if (!names.includes(name))
-      throw new InputError('layers', `the network has no layer "${name}"; its layers are ${names.join(', ')}`);
-  }
   return { k, calibration, train, outliers, layers };
 }
 
@@ -199,13 +195,13 @@ export function dknnStudy(
     const names = outputNames(net);
     const checked = checkStudyOptions(options, dataset.test.count, dataset.train.count, names);
     const { k, calibration, layers } = checked;
+    const indices = layerIndices(net, layers);
     const seed = options.seed ?? DKNN_STUDY_DEFAULTS.seed;
     const pForm = options.pValues ?? DKNN_DEFAULTS.pValues;
     const normalize = options.normalize ?? DKNN_DEFAULTS.normalize;
     const eps = options.eps ?? DKNN_STUDY_DEFAULTS.eps;
     const shape = dataset.imageShape;
     const norm = normalizationFor(net, dataset);
-    const indices = layerIndices(net, layers);
     const classes = dataset.classes;
 
     // Training features, in chunks (the k-NN search's outer loop).
