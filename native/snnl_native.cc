@@ -319,6 +319,35 @@ Napi::Value Slice(const Napi::CallbackInfo& info) {
   });
 }
 
+// tile(out, x, shape, reps): tfjs's Tile (ATen's repeat).
+Napi::Value Tile(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto shape = toShape(info[2]);
+    auto reps = toShape(info[3]);
+    Shape tiled(shape.size());
+    for (size_t d = 0; d < shape.size(); d++) tiled[d] = shape[d] * reps[d];
+    put(floats(info[0], tiled), floats(info[1], shape).repeat(reps));
+  });
+}
+
+// batchNorm(out, x, shape, mean, variance, offset | null, scale | null, epsilon): inference-form batch
+// normalization over the last axis (mean, variance, offset and scale hold one value per channel):
+// out = x * a + b with a = scale / sqrt(variance + epsilon), b = offset - mean * a.
+Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto shape = toShape(info[2]);
+    Shape channels{shape.back()};
+    auto x = floats(info[1], shape);
+    auto a = at::rsqrt(floats(info[4], channels) + info[7].As<Napi::Number>().DoubleValue());
+    if (!info[6].IsNull()) a = a * floats(info[6], channels);
+    auto b = -floats(info[3], channels) * a;
+    if (!info[5].IsNull()) b = b + floats(info[5], channels);
+    auto out = floats(info[0], shape);
+    at::mul_out(out, x, a);
+    out.add_(b);
+  });
+}
+
 // pad(out, x, shape, paddings [before0, after0, before1, after1, ...], value)
 Napi::Value Pad(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
@@ -738,6 +767,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("slice", Napi::Function::New(env, Slice));
   exports.Set("pad", Napi::Function::New(env, Pad));
+  exports.Set("tile", Napi::Function::New(env, Tile));
+  exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));
   exports.Set("snnlForward", Napi::Function::New(env, SnnlForward));
   exports.Set("snnlBackward", Napi::Function::New(env, SnnlBackward));
   exports.Set("adam", Napi::Function::New(env, Adam));

@@ -265,6 +265,40 @@ describe('native elementwise, reduction and layout kernels agree with cpu', () =
   });
 });
 
+describe('native Tile and batch normalization agree with cpu', () => {
+  const values = randomValues(61);
+  const shape = [4, 6, 5, 8];
+  const xv = values(size(shape));
+  const channel = () => values(8);
+  const [mean, offset, scale] = [channel(), channel(), channel()];
+  const variance = channel().map((v) => Math.abs(v) + 0.1);
+  const wideMean = values(6 * 40);
+  const wideVariance = values(6 * 40).map((v) => Math.abs(v) + 0.1);
+
+  test('tile on every axis', async () => {
+    await agree(() => {
+      const x = tf.tensor(xv, shape);
+      return [tf.tile(x, [2, 1, 1, 1]), tf.tile(x, [1, 3, 2, 1]), tf.tile(tf.tensor1d(mean), [40])];
+    });
+  });
+
+  test('batchNorm with per-channel parameters (with and without offset and scale, 1-D and 4-D), and its gradients', async () => {
+    await agree(() => {
+      const x = tf.tensor(xv, shape);
+      const p = (v: number[], rank4 = false) => (rank4 ? tf.tensor4d(v, [1, 1, 1, 8]) : tf.tensor1d(v));
+      const bn = (v: tf.Tensor) => tf.batchNorm(v, p(mean), p(variance), p(offset), p(scale), 1e-3);
+      return [
+        bn(x),
+        tf.batchNorm(x, p(mean, true), p(variance, true), p(offset, true), p(scale, true), 1e-5),
+        tf.batchNorm(x, p(mean), p(variance)),
+        tf.grad((v: tf.Tensor) => weighted(bn(v), 5))(x),
+        // A broadcast that is not per channel: the cpu kernel's.
+        tf.batchNorm(tf.tensor(xv, [4, 6, 40]), tf.tensor2d(wideMean, [6, 40]), tf.tensor2d(wideVariance, [6, 40])),
+      ];
+    });
+  });
+});
+
 describe('native TopK agrees with cpu, ties included', () => {
   // Values on a coarse grid, so that every row has many ties; -Infinity and a row of one value.
   const random = seeded(61);

@@ -91,6 +91,17 @@ export interface NativeAddon {
   transpose(out: F, x: F, shape: number[], perm: number[]): void;
   slice(out: F, x: F, shape: number[], begin: number[], size: number[]): void;
   pad(out: F, x: F, shape: number[], paddings: number[], value: number): void;
+  tile(out: F, x: F, shape: number[], reps: number[]): void;
+  batchNorm(
+    out: F,
+    x: F,
+    shape: number[],
+    mean: F,
+    variance: F,
+    offset: F | null,
+    scale: F | null,
+    epsilon: number,
+  ): void;
   snnlForward(
     outLoss: F,
     outK: F,
@@ -174,7 +185,7 @@ export function loadAddon(): { addon: NativeAddon } | { reason: string } {
 }
 
 /** Functions added after the first release: an addon built from older sources lacks them. */
-const REQUIRED_FUNCTIONS = ['topK', 'knnMerge'] as const;
+const REQUIRED_FUNCTIONS = ['topK', 'knnMerge', 'tile', 'batchNorm'] as const;
 
 /** Where the addon's op codes differ from src/kernel-names.ts (an addon built from other sources), if anywhere. */
 export function codeMismatch(addon: Partial<NativeAddon>): string | undefined {
