@@ -102,6 +102,13 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed of initialization and shuffling', '1234')
     .option('--eval-sample <n>', 'test images on which per-layer SNNL is measured each epoch', '1000')
     .option('--train-subset <n>', 'train on this many training examples (a seeded choice) for a quick run')
+    .option('--input-shape <HxWxC>', 'pad the images (centred) and repeat their channel to this shape, e.g. 32x32x3')
+    .option(
+      '--probe-layers <names>',
+      "layers to measure several times per epoch into probes.jsonl: 'final-block' (resnet) or a comma list",
+    )
+    .option('--probes-per-epoch <n>', 'probes per epoch (default 10)')
+    .option('--probe-size <n>', 'test images each probe measures (default 1000)')
     .option('--data-dir <dir>', 'folder of user-supplied data sets')
     .option('--out <dir>', 'run folder (default runs/<dataset>-<model>-a<factor>-T<T>-s<seed>)')
     .option('--resume <dir>', 'continue an interrupted run from its folder')

@@ -2,6 +2,7 @@
  * `snnl train`'s flags: their parsing into a TrainConfig, with errors that name the flag, before any work
  * starts.
  */
+import { parseImageShape } from '../data/reshape.js';
 import { InputError, checkOneOf } from '../errors.js';
 import { DISTANCES } from '../loss/distance.js';
 import { presetDistance, PRESETS } from '../loss/presets.js';
@@ -54,6 +55,10 @@ export interface TrainFlags {
   trainSubset?: string;
   optimizeTemperature?: boolean;
   relativeTemperature?: boolean;
+  inputShape?: string;
+  probeLayers?: string;
+  probesPerEpoch?: string;
+  probeSize?: string;
 }
 
 function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T | undefined {
@@ -134,6 +139,32 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     'a whole number of at least 2',
   );
   if (subset !== undefined) config.trainSubset = subset;
+  if (flags.inputShape !== undefined) config.inputShape = parseImageShape(flags.inputShape, '--input-shape');
+  const perEpoch = parseNumberFlag(flags.probesPerEpoch, '--probes-per-epoch', whole, 'a whole number above 0');
+  const probeSize = parseNumberFlag(
+    flags.probeSize,
+    '--probe-size',
+    (n) => Number.isInteger(n) && n >= 2,
+    'a whole number of at least 2',
+  );
+  if (flags.probeLayers !== undefined) {
+    const names = flags.probeLayers
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    if (names.length === 0)
+      throw new InputError('--probe-layers', "expected 'final-block' or layer names, comma-separated");
+    config.probe = {
+      layers: names.length === 1 && names[0] === 'final-block' ? 'final-block' : names,
+      perEpoch: perEpoch ?? 10,
+      size: probeSize ?? 1000,
+    };
+  } else if (perEpoch !== undefined || probeSize !== undefined) {
+    throw new InputError(
+      perEpoch !== undefined ? '--probes-per-epoch' : '--probe-size',
+      'needs --probe-layers (the layers to probe)',
+    );
+  }
   if (flags.optimizeTemperature) config.optimizeTemperature = true;
   if (term.relativeTemperature) config.relativeTemperature = true;
   // Recorded only where it differs from the term's own form (a defaulted entangling preset).

@@ -8,7 +8,9 @@ import { epochOrder } from '../data/batches.js';
 import { defaultDataDir, getDatasetSpec } from '../data/datasets.js';
 import { describeBackend, useBackend } from '../engine/backend.js';
 import { checkOneOf, InputError } from '../errors.js';
-import { checkInputShape } from '../models/models.js';
+import { checkImageShape } from '../data/reshape.js';
+import { buildNetwork, checkInputShape } from '../models/models.js';
+import { resolveProbeLayers } from '../training/probes.js';
 import { measureOptions, type TrainConfig } from '../training/config.js';
 import { entanglement, evaluationSample, testScore } from '../training/evaluate.js';
 import { temperatureAt, type EpochMetrics } from '../training/loop.js';
@@ -25,7 +27,17 @@ export function defaultRunDir(config: TrainConfig): string {
 /** Checks everything about a new run that can be checked before any work starts. */
 export function checkRun(config: TrainConfig, out: string): void {
   const spec = getDatasetSpec(config.dataset);
-  checkInputShape(config.model, spec.imageShape);
+  if (config.inputShape) checkImageShape(spec.name, spec.imageShape, config.inputShape, '--input-shape');
+  const shape = config.inputShape ?? spec.imageShape;
+  checkInputShape(config.model, shape);
+  if (config.probe) {
+    const net = buildNetwork(config.model, shape, spec.classes, config.seed, config.modelOptions);
+    try {
+      resolveProbeLayers(net, config.probe.layers);
+    } finally {
+      net.model.dispose();
+    }
+  }
   const location = spec.locate(config.dataDir ?? defaultDataDir());
   if (!location.available)
     throw new InputError('--dataset', `${spec.name} is not available (looked in ${location.where}): ${location.howTo}`);
@@ -61,8 +73,9 @@ export async function trainCommand(
     const unbounded = unboundedWhenEntangling(config.preset, config.distance, config.factor);
     if (unbounded !== undefined) process.stderr.write(`snnl: warning: ${unbounded}\n`);
     dir = flags.out ?? defaultRunDir(config);
+    const backend = await useBackend(flags.backend);
     checkRun(config, dir);
-    createRun(dir, config, await useBackend(flags.backend));
+    createRun(dir, config, backend);
   }
   const { config } = readStoredConfig(dir);
   process.stderr.write(
@@ -83,7 +96,8 @@ export function formatTrainResult(result: {
   const last = result.history.at(-1);
   const lines = [`finished in ${formatSeconds(result.seconds)}: ${result.dir}`];
   if (last) lines.push(formatEpoch(last, result.backend));
-  lines.push(`files: config.json, metrics.jsonl (one line per epoch), summary.json, checkpoint.bin`);
+  const probes = existsSync(runFiles(result.dir).probes) ? ', probes.jsonl (one line per probe)' : '';
+  lines.push(`files: config.json, metrics.jsonl (one line per epoch), summary.json, checkpoint.bin${probes}`);
   return lines.join('\n');
 }
 

@@ -34,7 +34,11 @@ export interface Network {
 /** The input shapes each model accepts. */
 export function checkInputShape(name: ModelName, shape: [number, number, number]): void {
   if (name === 'resnet' && (shape[0] !== 32 || shape[1] !== 32 || shape[2] !== 3)) {
-    throw new InputError('model', `resnet takes 32x32x3 images (svhn, cifar10); this data set has ${shape.join('x')}`);
+    throw new InputError(
+      'model',
+      `resnet takes 32x32x3 images (svhn, cifar10); this data set has ${shape.join('x')} ` +
+        '(snnl train --input-shape 32x32x3 pads it and repeats its channel)',
+    );
   }
   if ((name === 'cnn' || name === 'cleverhans-cnn') && shape[0] < 16) {
     throw new InputError('model', `${name} needs images of at least 16x16, got ${shape.join('x')}`);

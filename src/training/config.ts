@@ -43,6 +43,13 @@ export interface TrainConfig {
   evalSample: number;
   /** Train on this many examples of the training split (a seeded choice); default all of them. */
   trainSubset?: number;
+  /** The images padded (centred, zeros) and their channel repeated to this shape (src/data/reshape.ts). */
+  inputShape?: [number, number, number];
+  /**
+   * Layers measured several times per epoch (SNNL at the optimal temperature on fixed test images),
+   * into probes.jsonl: names, or 'final-block' (every layer of the ResNet's last residual block).
+   */
+  probe?: { layers: string[] | 'final-block'; perEpoch: number; size: number };
   /**
    * How entanglement is measured after each epoch, when not with the term's own form: a run that
    * entangles with the default bounded form is measured with the exact stable form, like its baseline.

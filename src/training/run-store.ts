@@ -4,6 +4,7 @@
  *   config.json     what defines the run (its TrainConfig), the backend, and the code's version and commit
  *   metrics.jsonl   one line of EpochMetrics per finished epoch
  *   checkpoint.bin  the weights, the optimizer's state and the history after the last finished epoch
+ *   probes.jsonl    with --probe-layers: one line per probe of chosen layers, several per epoch
  *   summary.json    final and best figures, times (written when the run ends)
  *
  * Everything is written atomically (src/io/atomic.ts), so a run killed at any moment resumes exactly.
@@ -12,6 +13,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset, type Dataset } from '../data/datasets.js';
+import { withImageShape } from '../data/reshape.js';
 import { withTrainSubset } from '../data/subset.js';
 import { InputError } from '../errors.js';
 import { writeAtomic, writeJsonAtomic } from '../io/atomic.js';
@@ -27,6 +29,7 @@ export interface RunFiles {
   metrics: string;
   summary: string;
   checkpoint: string;
+  probes: string;
 }
 
 export function runFiles(dir: string): RunFiles {
@@ -36,6 +39,7 @@ export function runFiles(dir: string): RunFiles {
     metrics: join(dir, 'metrics.jsonl'),
     summary: join(dir, 'summary.json'),
     checkpoint: join(dir, 'checkpoint.bin'),
+    probes: join(dir, 'probes.jsonl'),
   };
 }
 
@@ -103,7 +107,8 @@ export function createRun(dir: string, config: TrainConfig, backend: string): vo
 
 /** The run's data set (cut to its training subset, if it has one) and its freshly initialized network. */
 export function runParts(config: TrainConfig): { dataset: Dataset; net: Network } {
-  const dataset = withTrainSubset(loadDataset(config.dataset, config.dataDir), config.trainSubset, config.seed);
+  const subset = withTrainSubset(loadDataset(config.dataset, config.dataDir), config.trainSubset, config.seed);
+  const dataset = config.inputShape ? withImageShape(subset, config.inputShape) : subset;
   const net = buildNetwork(config.model, dataset.imageShape, dataset.classes, config.seed, config.modelOptions);
   return { dataset, net };
 }

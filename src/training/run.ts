@@ -9,7 +9,11 @@ import { entanglement, evaluationSample, normalizationFor, testScore } from './e
 import { loopSettings, trainLoop, type BatchSource, type EpochMetrics } from './loop.js';
 import { FusedAdamOptimizer } from './optimizer.js';
 import { ProgressBar } from './progress.js';
-import { readStoredConfig, restoreRunState, runParts, saveRunState } from './run-store.js';
+import type { Dataset } from '../data/datasets.js';
+import type { Network } from '../models/models.js';
+import type { TrainConfig } from './config.js';
+import { LayerProbe, probeBatches, readProbes, resolveProbeLayers, writeProbes } from './probes.js';
+import { readStoredConfig, restoreRunState, runFiles, runParts, saveRunState } from './run-store.js';
 
 export interface TrainRunOptions {
   /** Print nothing (tests). */
@@ -31,6 +35,7 @@ export async function trainRun(dir: string, backend: string, options: TrainRunOp
   const { dataset, net } = runParts(config);
   const settings = loopSettings(config, net);
   const optimizer = new FusedAdamOptimizer(config.lr);
+  let probes: ReturnType<typeof startProbes>;
   try {
     const state = await restoreRunState(dir, net, config.model, optimizer, settings.layers.length);
     if (state) log(`resuming ${dir} after epoch ${state.epoch} of ${config.epochs}`);
@@ -46,6 +51,7 @@ export async function trainRun(dir: string, backend: string, options: TrainRunOp
       },
     };
     const sample = evaluationSample(dataset, config.evalSample, config.seed);
+    probes = startProbes(dir, config, net, dataset, state?.epoch ?? 0);
     let bar: ProgressBar | undefined;
     return await trainLoop({
       network: net,
@@ -63,6 +69,7 @@ export async function trainRun(dir: string, backend: string, options: TrainRunOp
             ...(p.accuracy !== null ? { acc: `${(100 * p.accuracy).toFixed(1)}%` } : {}),
             speed: `${p.imagesPerSecond.toFixed(0)} img/s`,
           });
+          probes?.after(p.epoch, p.done, p.total ?? 0);
         },
         evaluate: (_epoch, temperature) => ({
           test: testScore(net, dataset),
@@ -82,9 +89,39 @@ export async function trainRun(dir: string, backend: string, options: TrainRunOp
       },
     });
   } finally {
+    probes?.dispose();
     net.model.dispose();
     optimizer.dispose();
   }
+}
+
+/**
+ * The run's probes (config.probe), with the records of finished epochs kept from an earlier sitting and
+ * the first probe taken before training; undefined when the run has none.
+ */
+function startProbes(dir: string, config: TrainConfig, net: Network, dataset: Dataset, finished: number) {
+  if (!config.probe) return undefined;
+  const path = runFiles(dir).probes;
+  const layers = resolveProbeLayers(net, config.probe.layers);
+  const sample = evaluationSample(dataset, config.probe.size, config.seed);
+  const probe = new LayerProbe(net, dataset, layers, sample, measureOptions(config));
+  // Probes of an epoch that did not finish are taken again as it is replayed.
+  const records = readProbes(path).filter((r) => r.progress <= finished);
+  const take = (epoch: number, batch: number, total: number) => {
+    records.push({ epoch, batch, progress: epoch + (total > 0 ? batch / total : 0), layers: probe.measure() });
+    writeProbes(path, records);
+  };
+  if (!records.some((r) => r.progress === 0)) take(0, 0, 0);
+  const perEpoch = config.probe.perEpoch;
+  let at = new Set<number>();
+  return {
+    /** After batch `done` of epoch `epoch` (1-based), of `total`. */
+    after(epoch: number, done: number, total: number) {
+      if (done === 1) at = probeBatches(total, perEpoch);
+      if (at.has(done)) take(epoch - 1, done, total);
+    },
+    dispose: () => probe.dispose(),
+  };
 }
 
 /** One line for a finished epoch: test score, speed, and each layer's entanglement. */
