@@ -94,6 +94,32 @@ class CNN(nn.Module):
         return [c1, c2, f1, f2, f3], self.out(f3)
 
 
+class Generator(nn.Module):
+    """The GAN study's generator (src/models/gan.ts): code -> dense -> two stride-2 transposed convolutions."""
+
+    def __init__(self, code):
+        super().__init__()
+        self.dense = nn.Linear(code, 7 * 7 * 128)
+        self.up1 = nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1)
+        self.image = nn.ConvTranspose2d(64, 1, 4, stride=2, padding=1)
+
+    def forward(self, z):
+        h = F.relu(self.dense(z)).view(-1, 128, 7, 7)
+        return torch.sigmoid(self.image(F.relu(self.up1(h))))
+
+
+class Discriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 64, 4, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(64, 128, 4, stride=2, padding=1)
+        self.logit = nn.Linear(7 * 7 * 128, 1)
+
+    def forward(self, x):
+        h = F.leaky_relu(self.conv2(F.leaky_relu(self.conv1(x), 0.2)), 0.2)
+        return self.logit(h.flatten(1))
+
+
 def main():
     case = json.loads(sys.argv[1])
     torch.set_num_threads(case['threads'])
@@ -117,6 +143,25 @@ def main():
                     values, order = values.topk(k, dim=1, largest=False)
                     indices = indices.gather(1, order)
                 best_d, best_i = values, indices
+    elif case['kind'] == 'gan':
+        # One step of the GAN study: the discriminator on real and generated images, then the generator
+        # (non-saturating loss, Adam 2e-4, beta1 0.5).
+        code = case['features']
+        g, d = Generator(code), Discriminator()
+        g_opt = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        d_opt = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        real = torch.rand(batch, 1, 28, 28)
+
+        def step():
+            fake = g(torch.randn(batch, code)).detach()
+            d_opt.zero_grad()
+            d_loss = F.softplus(-d(real)).mean() + F.softplus(d(fake)).mean()
+            d_loss.backward()
+            d_opt.step()
+            g_opt.zero_grad()
+            g_loss = F.softplus(-d(g(torch.randn(batch, code)))).mean()
+            g_loss.backward()
+            g_opt.step()
     elif case['kind'] in ('snnl', 'snnl-closed'):
         x = torch.randn(batch, case['features'], requires_grad=True)
         y = torch.arange(batch) * 7 % 10

@@ -208,7 +208,7 @@ Napi::Value MatMul(const Napi::CallbackInfo& info) {
   });
 }
 
-enum Unary { kRelu, kNeg, kStep, kSquare, kExp, kLog, kSqrt, kSigmoid, kTanh, kAbs, kRsqrt, kReciprocal };
+enum Unary { kRelu, kNeg, kStep, kSquare, kExp, kLog, kSqrt, kSigmoid, kTanh, kAbs, kRsqrt, kReciprocal, kLeakyRelu };
 
 at::Tensor flat(const Napi::Value& value) {
   auto array = value.As<Napi::Float32Array>();
@@ -225,7 +225,7 @@ void step(const float* __restrict in, float* __restrict out, int64_t begin, int6
   }
 }
 
-// unary(out, op, x, alpha): elementwise on float32 (shape does not matter).
+// unary(out, op, x, alpha): elementwise on float32 (shape does not matter); alpha is Step's and LeakyRelu's.
 Napi::Value UnaryOp(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     auto out = flat(info[0]);
@@ -250,6 +250,7 @@ Napi::Value UnaryOp(const Napi::CallbackInfo& info) {
       case kAbs: at::abs_out(out, x); break;
       case kRsqrt: at::rsqrt_out(out, x); break;
       case kReciprocal: at::reciprocal_out(out, x); break;
+      case kLeakyRelu: at::leaky_relu_out(out, x, info[3].As<Napi::Number>().DoubleValue()); break;
       default: throw std::runtime_error("unknown unary op");
     }
   });
@@ -739,7 +740,7 @@ Napi::Value Codes(const Napi::CallbackInfo& info) {
   auto codes = Napi::Object::New(env);
   codes.Set("unary", table({{"Relu", kRelu}, {"Neg", kNeg}, {"Step", kStep}, {"Square", kSquare}, {"Exp", kExp},
                             {"Log", kLog}, {"Sqrt", kSqrt}, {"Sigmoid", kSigmoid}, {"Tanh", kTanh}, {"Abs", kAbs},
-                            {"Rsqrt", kRsqrt}, {"Reciprocal", kReciprocal}}));
+                            {"Rsqrt", kRsqrt}, {"Reciprocal", kReciprocal}, {"LeakyRelu", kLeakyRelu}}));
   codes.Set("binary", table({{"Add", kAdd}, {"Sub", kSub}, {"Multiply", kMul}, {"RealDiv", kDiv},
                              {"Maximum", kMaximum}, {"Minimum", kMinimum}, {"SquaredDifference", kSquaredDifference}}));
   codes.Set("reduce", table({{"Sum", kSum}, {"Max", kMax}, {"Min", kMin}, {"Mean", kMean}}));

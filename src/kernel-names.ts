@@ -70,6 +70,7 @@ export const NATIVE_CODES = {
     Abs: 9,
     Rsqrt: 10,
     Reciprocal: 11,
+    LeakyRelu: 12,
   },
   binary: { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6 },
   reduce: { Sum: 0, Max: 1, Min: 2, Mean: 3 },

@@ -4,13 +4,14 @@
  * Cases: the MLP 784-500-500-10 and the REFERENCE CNN (28x28x1 and 32x32x3) trained with SNNL on their
  * hidden layers (pt-snnl's formula, cosine, T = 100, factor -10, batch 128, Adam), and SNNL forward +
  * backward alone at b = 1024, d = 3136 (the stable formula; PyTorch by autodiff), and Deep k-NN's exact
- * search (k = 75, training rows in chunks of 4,096; PyTorch by cdist and topk). PyTorch is Debian's
+ * search (k = 75, training rows in chunks of 4,096; PyTorch by cdist and topk), and a step of the GAN
+ * study (discriminator and generator, batch 64). PyTorch is Debian's
  * python3-torch with OpenBLAS (OpenMP build) selected per command (the fastest BLAS measured on 2 cores);
  * where it is missing the benchmark says how to install it and measures snnl alone.
  *
  * Environment: SNNL_BENCH_ROUNDS (default 3), SNNL_BENCH_OUT (default bench-results.json), SNNL_PYTHON
  * (default /usr/bin/python3, where Debian installs torch), SNNL_BENCH_BACKENDS (default: native when
- * built, and wasm), SNNL_BENCH_CASES (kinds to run: mlp, cnn, snnl, snnl-closed, knn; default all).
+ * built, and wasm), SNNL_BENCH_CASES (kinds to run: mlp, cnn, snnl, snnl-closed, knn, gan; default all).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -23,13 +24,15 @@ import { snnl } from '../loss/snnl.js';
 import { nearestNeighbors } from '../analysis/knn.js';
 import { buildNetwork, type ModelName } from '../models/models.js';
 import { trainStep } from '../training/step.js';
+import { buildGan } from '../models/gan.js';
+import { ganStep } from '../training/gan-step.js';
 import { FusedAdamOptimizer } from '../training/optimizer.js';
 import { writeAtomic } from '../io/atomic.js';
 import { formatTable } from '../format.js';
 
 interface Case {
   name: string;
-  kind: 'mlp' | 'cnn' | 'snnl' | 'snnl-closed' | 'knn';
+  kind: 'mlp' | 'cnn' | 'snnl' | 'snnl-closed' | 'knn' | 'gan';
   shape?: [number, number, number];
   batch: number;
   features?: number;
@@ -45,6 +48,8 @@ const CASES: Case[] = [
   // snnl's closed-form gradient (two products) against PyTorch's autodiff (three), then the same math on both sides.
   { name: 'SNNL fwd+bwd b=1024 d=3136 (PyTorch autodiff)', kind: 'snnl', batch: 1024, features: 3136, steps: 3 },
   { name: 'SNNL fwd+bwd b=1024 d=3136 (both closed form)', kind: 'snnl-closed', batch: 1024, features: 3136, steps: 3 },
+  // The GAN study's step (src/training/gan-step.ts): images per second of batch 64, code 64.
+  { name: 'GAN step (D and G), batch 64', kind: 'gan', shape: [28, 28, 1], batch: 64, features: 64, steps: 10 },
   // Deep k-NN's search: queries per second against 20,480 training rows of the reference CNN's conv2 width.
   {
     name: 'k-NN k=75, 2048 queries x 20480 rows, d=3200',
@@ -90,8 +95,17 @@ function knnSide(c: Case): () => number {
   return () => timeSteps(() => void nearestNeighbors(chunks, queries, { k: KNN_K }), c.batch, c.steps);
 }
 
+function ganSide(c: Case): () => number {
+  const gan = buildGan({ codeSize: c.features!, imageShape: c.shape! }, 1);
+  const optimizers = { generator: new FusedAdamOptimizer(2e-4, 0.5), discriminator: new FusedAdamOptimizer(2e-4, 0.5) };
+  const real = tf.randomUniform([c.batch, ...c.shape!], 0, 1, 'float32', 3);
+  let seed = 0;
+  return () => timeSteps(() => void ganStep(gan, optimizers, real, c.features!, [seed++, seed++]), c.batch, c.steps);
+}
+
 function snnlSide(c: Case): () => number {
   if (c.kind === 'knn') return knnSide(c);
+  if (c.kind === 'gan') return ganSide(c);
   const labels = Int32Array.from({ length: c.batch }, (_, i) => (i * 7) % 10);
   if (c.kind === 'snnl' || c.kind === 'snnl-closed') {
     const x = tf.randomNormal([c.batch, c.features!], 0, 1, 'float32', 1);
@@ -184,14 +198,14 @@ async function main(): Promise<void> {
     );
   } else if (!blas) {
     console.log(
-      // SNNL_BENCH_CASES picks cases by kind: mlp, cnn, snnl, snnl-closed, knn (comma-separated).
+      // SNNL_BENCH_CASES picks cases by kind: mlp, cnn, snnl, snnl-closed, knn, gan (comma-separated).
     );
   }
   const results: Array<Record<string, unknown>> = [];
   const rows = [
     ['case', ...backends.map((b) => `${b} img/s`), 'PyTorch img/s', ...backends.map((b) => `${b}/PyTorch`)],
   ];
-  // SNNL_BENCH_CASES picks cases by kind: mlp, cnn, snnl (comma-separated).
+  // SNNL_BENCH_CASES picks cases by kind (see the top of this file), comma-separated.
   const kinds = process.env['SNNL_BENCH_CASES']?.split(',').map((k) => k.trim());
   for (const c of CASES.filter((c) => kinds === undefined || kinds.includes(c.kind))) {
     // Each backend trains its own copy of the network, built while that backend is in use.

@@ -22,6 +22,8 @@ import { evaluateCommand, formatEvaluation, formatTrainResult, trainCommand } fr
 import { quickstartCommand, reportCommand, reproduceCommand, toyCommand } from './experiment.js';
 import { dknnCommand, dknnOptions, dknnSummaryCommand, formatDknn, type DknnFlags } from './dknn.js';
 import { dknnFeaturesCommand, formatFeatureDknn } from './dknn-features.js';
+import { formatGan, ganCommand, ganSummaryCommand, type GanFlags } from './gan.js';
+import { buildGanReport } from '../report/gan.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -224,6 +226,67 @@ export function buildProgram(): Command {
       const log = (line: string) => process.stderr.write(line + '\n');
       const study = await dknnCommand(dir, flags, log);
       process.stdout.write((flags.json ? JSON.stringify(study, null, 2) : formatDknn(study)) + '\n');
+    });
+
+  program
+    .command('gan')
+    .description(
+      "the poster's real-vs-generated study: a DCGAN trained while SNNL of real against generated images is measured",
+    )
+    .option('--dataset <name>', 'mnist or fashion-mnist', 'mnist')
+    .option('--steps <n>', 'training steps', '2000')
+    .option('--batch-size <n>', 'batch size', '64')
+    .option('--lr <rate>', 'Adam learning rate of both networks', '0.0002')
+    .option('--beta1 <b>', "Adam's beta1", '0.5')
+    .option('--code-size <n>', "size of the generator's normal code", '64')
+    .option('--measure-every <n>', 'measure the probe every n steps (and at step 0)', '100')
+    .option('--probe-size <n>', 'held-out real images in the probe, and as many generated ones', '500')
+    .option('--temperatures <list>', 'fixed temperatures measured beside the optimal one', '1,10,100')
+    .addOption(
+      new Option('--distance <name>', 'pairwise distance').choices([...DISTANCES]).default('squared-euclidean'),
+    )
+    .option('--classifier <dir>', 'a run folder of `snnl train` whose hidden layers are measured too')
+    .option('--snapshots <steps>', 'steps whose networks are kept for the t-SNE and sample pictures', '0,400,800,2000')
+    .option('--seed <n>', 'seed of the networks, the codes and the probe', '1234')
+    .option('--tsne <name>', "representation of the t-SNE pictures (default: the closest to the poster's figures)")
+    .option('--data-dir <dir>', 'folder of user-supplied data sets')
+    .option('--out <dir>', 'study folder (default runs/gan-<dataset>-s<seed>)')
+    .option('--resume <dir>', 'continue an interrupted study from its folder')
+    .addOption(backendOption())
+    .option('--quiet', 'no progress bar')
+    .exitOverride()
+    .action(async (flags: GanFlags, command: Command) => {
+      const log = (line: string) => process.stderr.write(line + '\n');
+      // With --resume, only flags the user typed count (defaults would look like changed settings).
+      const typed = Object.fromEntries(
+        Object.entries(flags).filter(([k]) => ['cli', 'env'].includes(command.getOptionValueSource(k) ?? '')),
+      ) as GanFlags;
+      const result = await ganCommand(flags.resume !== undefined ? typed : flags, log);
+      process.stdout.write(formatGan(result) + '\n');
+    });
+
+  program
+    .command('gan-report')
+    .description('redraw the report of a GAN study (figures, t-SNE of the snapshots, summary.json)')
+    .argument('<dir>', 'study folder of `snnl gan`')
+    .option('--tsne <name>', "representation of the t-SNE pictures (default: the closest to the poster's figures)")
+    .exitOverride()
+    .action(async (dir: string, flags: { tsne?: string }) => {
+      const path = await buildGanReport(dir, {
+        ...(flags.tsne ? { tsne: flags.tsne } : {}),
+        log: (l) => process.stderr.write(l + '\n'),
+      });
+      process.stdout.write(`report: ${path}\n`);
+    });
+
+  program
+    .command('gan-summary')
+    .description("GAN studies (seeds) side by side: mean and std of each representation at the poster's steps")
+    .argument('<dirs...>', 'study folders of `snnl gan`')
+    .option('--out <dir>', 'write table.md and table.json there')
+    .exitOverride()
+    .action((dirs: string[], flags: { out?: string }) => {
+      process.stdout.write(ganSummaryCommand(dirs, flags.out));
     });
 
   program

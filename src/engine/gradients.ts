@@ -20,9 +20,23 @@ export function reluGrad(dy: tf.Tensor, x: tf.Tensor): tf.Tensor {
 
 let registered = false;
 
-/** Registers snnl's gradients (idempotent): ReLU's, and SnnlReluGrad's own. */
+/**
+ * Registers snnl's gradients (idempotent): ReLU's, SnnlReluGrad's own, and LeakyReLU's as dy * step(x, alpha)
+ * (two passes that native and wasm run in their own kernels) instead of tfjs-core's
+ * where(greater(x, 0), dy, dy * alpha) (four, of which Greater and Select fall back to JavaScript on
+ * native: 60 of a GAN step's 190 ms). The same values, except that a NaN input gives a NaN gradient.
+ */
 export function registerGradients(): void {
   if (registered) return;
+  tf.registerGradient({
+    kernelName: tf.LeakyRelu,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved as [tf.Tensor];
+      const { alpha } = attrs as unknown as { alpha: number };
+      return { x: () => tf.mul(dy as tf.Tensor, tf.step(x, alpha)) };
+    },
+  });
   tf.registerGradient({
     kernelName: tf.Relu,
     inputsToSave: ['x'],

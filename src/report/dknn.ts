@@ -7,7 +7,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { ImageSplit } from '../data/datasets.js';
 import type { DknnStudy } from '../experiments/dknn.js';
 import { tsne2d, umap2d } from './embedding.js';
-import { POINTS_BY_CLASS, type Row } from './figures.js';
+import { imageSvg, POINTS_BY_CLASS, type Row } from './figures.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 const CONFIG = { view: { stroke: null }, axis: { labelFontSize: 11, titleFontSize: 12 } };
@@ -79,29 +79,6 @@ export function reliabilitySpec(study: DknnStudy): TopLevelSpec {
     ],
     config: CONFIG,
   } as TopLevelSpec;
-}
-
-/** One grayscale image as SVG rectangles (black background, one rect per lit pixel). */
-function imageSvg(
-  pixels: ArrayLike<number>,
-  shape: [number, number, number],
-  x: number,
-  y: number,
-  cell: number,
-): string {
-  const [h, w, c] = shape;
-  const parts = [`<rect x="${x}" y="${y}" width="${w * cell}" height="${h * cell}" fill="black"/>`];
-  for (let r = 0; r < h; r++) {
-    for (let col = 0; col < w; col++) {
-      const at = (r * w + col) * c;
-      const rgb = c === 3 ? [pixels[at]!, pixels[at + 1]!, pixels[at + 2]!] : [pixels[at]!, pixels[at]!, pixels[at]!];
-      if (rgb.every((v) => v < 8)) continue;
-      parts.push(
-        `<rect x="${x + col * cell}" y="${y + r * cell}" width="${cell}" height="${cell}" fill="rgb(${rgb.map((v) => Math.round(v)).join(',')})"/>`,
-      );
-    }
-  }
-  return parts.join('');
 }
 
 /** The poster's panel: each input, then its nearest training images in every layer. */

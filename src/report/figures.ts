@@ -173,3 +173,26 @@ export function framesSpec(rows: Row[], title: string): TopLevelSpec {
     config: CONFIG,
   } as TopLevelSpec;
 }
+
+/** One image (bytes 0-255, NHWC) as SVG rectangles: a black background, one rect per lit pixel. */
+export function imageSvg(
+  pixels: ArrayLike<number>,
+  shape: [number, number, number],
+  x: number,
+  y: number,
+  cell: number,
+): string {
+  const [h, w, c] = shape;
+  const parts = [`<rect x="${x}" y="${y}" width="${w * cell}" height="${h * cell}" fill="black"/>`];
+  for (let r = 0; r < h; r++) {
+    for (let col = 0; col < w; col++) {
+      const at = (r * w + col) * c;
+      const rgb = c === 3 ? [pixels[at]!, pixels[at + 1]!, pixels[at + 2]!] : [pixels[at]!, pixels[at]!, pixels[at]!];
+      if (rgb.every((v) => v < 8)) continue;
+      parts.push(
+        `<rect x="${x + col * cell}" y="${y + r * cell}" width="${cell}" height="${cell}" fill="rgb(${rgb.map((v) => Math.round(v)).join(',')})"/>`,
+      );
+    }
+  }
+  return parts.join('');
+}

@@ -9,7 +9,7 @@ export function unaryKernels(): KernelConfig[] {
       const x = inputs['x']!;
       const values = backend.floats(x);
       if (values === undefined || values.length < SMALL) return undefined;
-      const alpha = name === 'Step' ? ((attrs as { alpha?: number }).alpha ?? 0) : 0;
+      const alpha = name === 'Step' || name === 'LeakyRelu' ? ((attrs as { alpha?: number }).alpha ?? 0) : 0;
       return backend.output(x.shape, (out) => backend.addon.unary(out, op, values, alpha));
     }),
   );
