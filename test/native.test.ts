@@ -194,6 +194,8 @@ describe('native elementwise, reduction and layout kernels agree with cpu', () =
         tf.abs(x),
         tf.rsqrt(positive),
         tf.reciprocal(x),
+        tf.leakyRelu(x, 0.2),
+        tf.grad((v: tf.Tensor) => weighted(tf.leakyRelu(v, 0.3), 7))(x),
       ];
     }, 1e-6);
   });
