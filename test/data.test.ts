@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -179,6 +179,58 @@ describe('CIFAR-10', () => {
       }
     }
   });
+
+  it("trains the ResNet on a user's cifar-10-binary.tar.gz, probing its final block (the poster's curves)", () => {
+    const dir = fresh('cifar-resnet');
+    mkdirSync(join(dir, 'cifar10'));
+    writeFileSync(join(dir, 'cifar10', 'cifar-10-binary.tar.gz'), gzipSync(encodeTar(entries())));
+    const out = join(dir, 'run');
+    const result = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'train',
+        '--dataset',
+        'cifar10',
+        '--data-dir',
+        dir,
+        '--model',
+        'resnet',
+        '--epochs',
+        '1',
+        '--batch-size',
+        '5',
+        '--eval-sample',
+        '3',
+        '--probe-layers',
+        'final-block',
+        '--probes-per-epoch',
+        '1',
+        '--probe-size',
+        '3',
+        '--out',
+        out,
+        '--quiet',
+      ],
+      { encoding: 'utf8', env: { ...process.env, SNNL_BACKEND: 'wasm' } },
+    );
+    expect(result.stderr).not.toMatch(/failed/);
+    expect(result.status).toBe(0);
+    const probes = readFileSync(join(out, 'probes.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { progress: number; layers: Record<string, unknown> });
+    expect(probes.map((p) => p.progress)).toEqual([0, 1]);
+    expect(Object.keys(probes[1]!.layers)).toEqual([
+      's3b3_conv1',
+      's3b3_bn1',
+      's3b3_relu1',
+      's3b3_conv2',
+      's3b3_bn2',
+      's3b3_add',
+      's3b3_out',
+    ]);
+  }, 120_000);
 
   it('reads regular files from a tar archive, skipping folders', () => {
     const files = untar(

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -188,6 +188,11 @@ describe('snnl train with probes', () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('probes.jsonl (one line per probe)');
     expect(readFileSync(join(out, 'probes.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3);
+    // The run's report draws them.
+    const report = cli('report', out, '--points', '100');
+    expect(report.status).toBe(0);
+    expect(existsSync(join(out, 'probes.png'))).toBe(true);
+    expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('id="probes"');
   }, 60_000);
 });
 

@@ -78,6 +78,41 @@ export function curvesSpec(rows: Row[], y: string, title: string, yTitle: string
   } as TopLevelSpec;
 }
 
+/** Probed layers over training (snnl train --probe-layers): one line per layer, one panel per run. */
+export function probesSpec(rows: Row[]): TopLevelSpec {
+  const runs = count(rows, 'run');
+  const spec = {
+    width: 420,
+    height: 240,
+    mark: { type: 'line', point: { size: 14 } },
+    encoding: {
+      x: { field: 'progress', type: 'quantitative', title: 'epochs of training' },
+      y: { field: 'snnl', type: 'quantitative', title: 'SNNL at the optimal temperature', scale: { zero: false } },
+      color: { field: 'layer', type: 'nominal', title: 'layer', sort: null },
+    },
+  };
+  const title = 'SNNL of the probed layers over training (fixed test images, inference mode)';
+  return (
+    runs > 1
+      ? {
+          $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+          title,
+          data: { values: rows },
+          facet: { field: 'run', type: 'nominal', title: null },
+          columns: 2,
+          spec: { ...spec, width: 300, height: 200 },
+          config: CONFIG,
+        }
+      : {
+          $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+          title,
+          data: { values: rows },
+          ...spec,
+          config: CONFIG,
+        }
+  ) as TopLevelSpec;
+}
+
 /** Test accuracy per epoch, one line per run (one panel per data set). */
 export function accuracySpec(rows: Row[]): TopLevelSpec {
   const runs = runEncoding(rows);

@@ -8,11 +8,12 @@ import * as tf from '@tensorflow/tfjs';
 import { gatherBatch } from '../data/batches.js';
 import { InputError } from '../errors.js';
 import { evaluationSample } from '../training/evaluate.js';
+import { readProbes } from '../training/probes.js';
 import type { EpochMetrics } from '../training/loop.js';
 import { loadTrainedNetwork, readHistory, readStoredConfig, runFiles } from '../training/run-store.js';
 import { writeAtomic } from '../io/atomic.js';
 import { umap2d } from './embedding.js';
-import { accuracySpec, curvesSpec, embeddingSpec, svgToPng, toSvg, type Row } from './figures.js';
+import { accuracySpec, curvesSpec, embeddingSpec, probesSpec, svgToPng, toSvg, type Row } from './figures.js';
 
 export interface RunSummary {
   label: string;
@@ -166,6 +167,17 @@ export async function buildReport(dir: string, options: ReportOptions = {}): Pro
       .map((m) => ({ run: r.label, ...groupOf(r), epoch: m.epoch, accuracy: 100 * m.test.accuracy! })),
   );
   if (accuracyRows.length > 0) figures.push({ name: 'accuracy', svg: await toSvg(accuracySpec(accuracyRows)) });
+  const probeRows = finished.flatMap((r) =>
+    readProbes(runFiles(r.dir).probes).flatMap((p) =>
+      Object.entries(p.layers).map(([layer, e]) => ({
+        run: r.label,
+        layer,
+        progress: p.progress,
+        snnl: e.optimalLoss,
+      })),
+    ),
+  );
+  if (probeRows.length > 0) figures.push({ name: 'probes', svg: await toSvg(probesSpec(probeRows)) });
   // With several seeds, the pictures show the first seed's runs: one row per configuration. They need the
   // trained networks: runs whose checkpoint is gone (results committed without them) are left out.
   const firstSeed = configs.get(finished[0]!.dir)!.seed;
