@@ -167,11 +167,12 @@ export function ganLossesSpec(records: GanRecord[]): TopLevelSpec {
 
 /** t-SNE of the probe (real 0, generated 1) at each snapshot step, one panel per step. */
 export function ganTsneSpec(rows: Row[], representation: string): TopLevelSpec {
+  const panels = [...new Set(rows.map((r) => String(r['panel'])))];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: `t-SNE of real (blue) and generated (orange) images in ${representation}, with their SNNL at the optimal T`,
+    title: `t-SNE of real (blue) and generated (orange) images in ${representation}, with their SNNL`,
     data: { values: rows },
-    facet: { field: 'panel', type: 'nominal', title: null, sort: null },
+    facet: { field: 'panel', type: 'nominal', title: null, sort: panels },
     columns: 4,
     spec: {
       width: 170,
@@ -250,6 +251,7 @@ export async function buildGanReport(dir: string, options: GanReportOptions = {}
     throw new InputError('--tsne', `no representation '${options.tsne}'; the study has ${available.join(', ')}`);
   }
   const chosen = options.tsne ?? ranked[0]?.representation ?? 'pixels';
+  const setting = options.tsne === undefined ? (ranked[0]?.setting ?? 'optimal') : 'optimal';
   const steps = config.snapshots.filter((s) => records.some((r) => r.step === s));
   if (steps.length > 0) {
     const tsneRows: Row[] = [];
@@ -257,11 +259,17 @@ export async function buildGanReport(dir: string, options: GanReportOptions = {}
     for (const step of steps) {
       log(`t-SNE of ${chosen} at step ${step}`);
       const { rows, labels, generated } = await snapshotRepresentations(dir, step, [chosen]);
-      const value = records.find((r) => r.step === step)!.representations[chosen]!.optimalLoss;
+      const record = records.find((r) => r.step === step)!;
+      const optimal = record.representations[chosen]!.optimalLoss;
+      const fixed = setting === 'optimal' ? undefined : valueAt(record, chosen, setting);
+      const panel =
+        fixed === undefined
+          ? `step ${step}: SNNL ${optimal.toFixed(3)}`
+          : `step ${step}: SNNL ${fixed.toFixed(3)} at T = ${setting}, ${optimal.toFixed(3)} at the optimal T`;
       const points = tsne2d(rows.get(chosen)!, config.seed);
       points.forEach(([x, y], i) =>
         tsneRows.push({
-          panel: `step ${step}: SNNL ${value.toFixed(3)}`,
+          panel,
           x: x!,
           y: y!,
           source: labels[i] === 0 ? 'real' : 'generated',
