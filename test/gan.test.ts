@@ -169,6 +169,11 @@ describe('a small study', () => {
     const html = readFileSync(page, 'utf8');
     expect(html).toContain('step 0 (poster 0.5617)');
     await expect(buildGanReport(whole, { tsne: 'nowhere' })).rejects.toThrow(/--tsne: no representation 'nowhere'/);
+    // The command redraws it on a backend of its own, and names the representation it drew.
+    const again = cli('gan-report', whole, '--tsne', 'pixels', '--backend', 'wasm');
+    expect(again.status).toBe(0);
+    expect(again.stdout).toContain(`report: ${join(whole, 'report.html')}`);
+    expect(readFileSync(join(whole, 'report.html'), 'utf8')).toContain('t-SNE of the probe in pixels');
   }, 120_000);
 
   it('puts seeds side by side: mean and std at the poster steps it reached', () => {

@@ -24,6 +24,8 @@ import { dknnCommand, dknnOptions, dknnSummaryCommand, formatDknn, type DknnFlag
 import { dknnFeaturesCommand, formatFeatureDknn } from './dknn-features.js';
 import { formatGan, ganCommand, ganSummaryCommand, type GanFlags } from './gan.js';
 import { buildGanReport } from '../report/gan.js';
+import { readGanConfig } from '../experiments/gan.js';
+import { useBackend } from '../engine/backend.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -270,8 +272,11 @@ export function buildProgram(): Command {
     .description('redraw the report of a GAN study (figures, t-SNE of the snapshots, summary.json)')
     .argument('<dir>', 'study folder of `snnl gan`')
     .option('--tsne <name>', "representation of the t-SNE pictures (default: the closest to the poster's figures)")
+    .addOption(backendOption())
     .exitOverride()
-    .action(async (dir: string, flags: { tsne?: string }) => {
+    .action(async (dir: string, flags: { tsne?: string; backend?: string }) => {
+      readGanConfig(dir);
+      await useBackend(flags.backend);
       const path = await buildGanReport(dir, {
         ...(flags.tsne ? { tsne: flags.tsne } : {}),
         log: (l) => process.stderr.write(l + '\n'),

@@ -127,6 +127,8 @@ export function ganSnnlSpec(records: GanRecord[], setting: Setting | 'all'): Top
           facet: { field: 'temperature', type: 'nominal', title: null, sort: null },
           columns: 2,
           spec: { ...panel, width: 300, height: 190 },
+          // At a small fixed T the loss runs far above the ceiling: each panel gets its own scale.
+          resolve: { scale: { y: 'independent' } },
           config: CONFIG,
         }
       : {
@@ -226,7 +228,10 @@ export interface GanReportOptions {
 
 const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** Writes the study's figures (PNG), summary.json and report.html; returns the page's path. */
+/**
+ * Writes the study's figures (PNG), summary.json and report.html (which shows the PNGs beside it: the sample
+ * grids as inline SVG would weigh megabytes); returns the page's path.
+ */
 export async function buildGanReport(dir: string, options: GanReportOptions = {}): Promise<string> {
   const log = options.log ?? (() => undefined);
   const stored = readGanConfig(dir);
@@ -331,7 +336,7 @@ export async function buildGanReport(dir: string, options: GanReportOptions = {}
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
-td:first-child, th:first-child { text-align: left; } figure { margin: 1.5em 0; } figure svg { max-width: 100%; height: auto; }
+td:first-child, th:first-child { text-align: left; } figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 90%; } .meta { color: #666; font-size: 90%; }
 </style></head><body>
 <h1>Real vs generated data: SNNL over a GAN's training</h1>
@@ -339,7 +344,7 @@ figcaption { color: #555; font-size: 90%; } .meta { color: #666; font-size: 90%;
 <p>SNNL at the optimal temperature (the temperature is in parentheses) at the poster's steps. The ceiling, SNNL's limit as T grows, is ${last.ceiling.toFixed(4)} for two sets of ${config.probeSize}: a value near it means real and generated images are as mixed as two random halves.</p>
 ${table}
 ${closest}
-${figures.map((f) => `<figure id="${f.name}">${f.svg}<figcaption>${escape(f.caption)} (also ${f.name}.png)</figcaption></figure>`).join('\n')}
+${figures.map((f) => `<figure id="${f.name}"><img src="${f.name}.png" alt="${escape(f.caption)}"><figcaption>${escape(f.caption)} (${f.name}.png)</figcaption></figure>`).join('\n')}
 </body></html>
 `;
   const path = join(dir, 'report.html');
