@@ -5,7 +5,8 @@
 # 1234; run that first). Studies go to RUNS/<data set>/s<seed> (networks and snapshots, not committed);
 # their records, reports and figures are copied to results/gan-real-vs-generated/<data set>/s<seed>, and
 # each data set gets a table over the seeds. A finished study is skipped; an interrupted one resumes.
-#   scripts/gan-study.sh [RUNS] [DATASETS]   (defaults runs/gan and "mnist fashion-mnist")
+#   scripts/gan-study.sh [RUNS] [DATASETS]   (defaults runs/gan and "mnist fashion-mnist"; the committed results
+#   are MNIST only: scripts/gan-study.sh runs/gan mnist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-runs/gan}"
