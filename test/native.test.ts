@@ -77,7 +77,10 @@ describe('an addon whose codes differ is refused', () => {
     expect(codeMismatch({} as NativeAddon)).toBe('it does not report its op codes');
     expect(codeMismatch({ codes: codes })).toBe('it has no topK()');
     expect(codeMismatch({ codes: codes, topK: () => undefined })).toBe('it has no knnMerge()');
-    expect(codeMismatch({ codes: codes, topK: () => undefined, knnMerge: () => undefined })).toBeUndefined();
+    const upToKnn = { codes: codes, topK: () => undefined, knnMerge: () => undefined };
+    expect(codeMismatch(upToKnn)).toBe('it has no tile()');
+    expect(codeMismatch({ ...upToKnn, tile: () => undefined })).toBe('it has no batchNorm()');
+    expect(codeMismatch({ ...upToKnn, tile: () => undefined, batchNorm: () => undefined })).toBeUndefined();
   });
 });
 

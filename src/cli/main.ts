@@ -30,6 +30,14 @@ import { useBackend } from '../engine/backend.js';
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /** --backend, on every command that computes (`snnl datasets` only reads files). */
+/** With --resume, only the flags the user typed count: defaults would look like changed settings. */
+function resumeFlags<F extends { resume?: string | undefined }>(flags: F, command: Command): F {
+  if (flags.resume === undefined) return flags;
+  return Object.fromEntries(
+    Object.entries(flags).filter(([k]) => ['cli', 'env'].includes(command.getOptionValueSource(k) ?? '')),
+  ) as F;
+}
+
 const backendOption = (fallback?: string) => {
   const option = new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND');
   return fallback === undefined ? option : option.default(fallback);
@@ -120,13 +128,7 @@ export function buildProgram(): Command {
     .option('--quiet', 'no progress bar')
     .exitOverride()
     .action(async (flags: Record<string, string | undefined>, command: Command) => {
-      // With --resume, only flags the user typed count (defaults would look like changed settings).
-      const typed = Object.fromEntries(
-        Object.entries(flags).filter(
-          ([k]) => command.getOptionValueSource(k) === 'cli' || command.getOptionValueSource(k) === 'env',
-        ),
-      );
-      const result = await trainCommand(flags['resume'] !== undefined ? typed : flags);
+      const result = await trainCommand(resumeFlags(flags, command));
       process.stdout.write(formatTrainResult(result) + '\n');
     });
 
@@ -259,11 +261,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .action(async (flags: GanFlags, command: Command) => {
       const log = (line: string) => process.stderr.write(line + '\n');
-      // With --resume, only flags the user typed count (defaults would look like changed settings).
-      const typed = Object.fromEntries(
-        Object.entries(flags).filter(([k]) => ['cli', 'env'].includes(command.getOptionValueSource(k) ?? '')),
-      ) as GanFlags;
-      const result = await ganCommand(flags.resume !== undefined ? typed : flags, log);
+      const result = await ganCommand(resumeFlags(flags, command), log);
       process.stdout.write(formatGan(result) + '\n');
     });
 

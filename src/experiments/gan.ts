@@ -31,8 +31,7 @@ import { loadCheckpoint, saveCheckpoint, type NamedTensor } from '../training/ch
 import { ganStep } from '../training/gan-step.js';
 import { FusedAdamOptimizer } from '../training/optimizer.js';
 import { ProgressBar } from '../training/progress.js';
-import { loadTrainedNetwork, readStoredConfig } from '../training/run-store.js';
-import { codeVersion } from '../version.js';
+import { loadTrainedNetwork, provenance, readStoredConfig } from '../training/run-store.js';
 
 export interface GanConfig {
   dataset: string;
@@ -182,16 +181,7 @@ export function createGanStudy(dir: string, config: GanConfig, backend: string):
     throw new InputError('--out', `${dir} already holds a study; resume it with snnl gan --resume ${dir}`);
   }
   mkdirSync(dir, { recursive: true });
-  const code = codeVersion();
-  const stored: StoredGanConfig = {
-    kind: 'gan-study',
-    config,
-    backend,
-    versions: { snnl: code.version, tfjs: tf.version.tfjs, node: process.version },
-    commit: code.commit,
-    dirty: code.dirty,
-    createdAt: new Date().toISOString(),
-  };
+  const stored: StoredGanConfig = { kind: 'gan-study', config, ...provenance(backend) };
   writeJsonAtomic(ganFiles(dir).config, stored);
 }
 
@@ -431,6 +421,12 @@ export async function runGanStudy(dir: string, options: GanStudyOptions = {}): P
         ...measured,
       });
       sums = { discriminator: 0, generator: 0, steps: 0 };
+      if (!options.quiet) {
+        const values = Object.entries(measured.representations)
+          .map(([name, r]) => `${name} ${r.optimalLoss.toFixed(3)}`)
+          .join(', ');
+        log(`step ${step}: SNNL at the optimal T (ceiling ${measured.ceiling.toFixed(3)}): ${values}`);
+      }
     };
     if (step === 0 && records.length === 0) {
       record();

@@ -93,16 +93,22 @@ export function createRun(dir: string, config: TrainConfig, backend: string): vo
     throw new InputError('out', `${dir} already holds a run; resume it, or choose another folder`);
   }
   mkdirSync(dir, { recursive: true });
+  const stored: StoredConfig = { config, ...provenance(backend) };
+  writeJsonAtomic(files.config, stored);
+}
+
+/** What a stored result records about where it came from: backend, versions, commit, time. */
+export function provenance(
+  backend: string,
+): Omit<StoredConfig, 'config'> & { commit: string | null; dirty: boolean | null } {
   const code = codeVersion();
-  const stored: StoredConfig = {
-    config,
+  return {
     backend,
     versions: { snnl: code.version, tfjs: tf.version.tfjs, node: process.version },
     commit: code.commit,
     dirty: code.dirty,
     createdAt: new Date().toISOString(),
   };
-  writeJsonAtomic(files.config, stored);
 }
 
 /** The run's data set (cut to its training subset, if it has one) and its freshly initialized network. */
