@@ -251,6 +251,18 @@ describe('bad input exits 2 with one line before any work', () => {
     });
   }
 
+  it('runs from the command line, the default snapshots cut to a short study and its last step', () => {
+    const out = join(root, 'cli');
+    const args = ['--steps', '4', '--measure-every', '2', '--batch-size', '8', '--probe-size', '20'];
+    const result = cli('gan', ...args, '--temperatures', '10', '--out', out, '--quiet', '--backend', 'wasm');
+    expect(result.stderr).not.toMatch(/failed/);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/SNNL of real vs generated at the optimal temperature \(ceiling 0\.7\d+\)/);
+    expect(readGanRecords(out).map((r) => r.step)).toEqual([0, 2, 4]);
+    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).config.snapshots).toEqual([0, 4]);
+    expect(existsSync(join(out, 'samples.png'))).toBe(true);
+  }, 120_000);
+
   it('refuses changed settings on resume, and a folder that is not a study', () => {
     const changed = cli('gan', '--resume', join(root, 'whole'), '--steps', '9');
     expect(changed.status).toBe(2);

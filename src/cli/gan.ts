@@ -84,12 +84,11 @@ export function ganConfigFromFlags(flags: GanFlags): GanConfig {
       GAN_DEFAULTS.temperatures,
     distance: (flags.distance ?? GAN_DEFAULTS.distance) as DistanceName,
     ...(flags.classifier !== undefined ? { classifier: flags.classifier } : {}),
-    snapshots:
-      list(flags.snapshots, '--snapshots', whole(0), 'steps from 0, comma-separated') ??
-      GAN_DEFAULTS.snapshots.filter((s) => s <= steps),
+    snapshots: list(flags.snapshots, '--snapshots', whole(0), 'steps from 0, comma-separated') ??
+      // The poster's steps within the study, and its last step.
+      [...new Set([...GAN_DEFAULTS.snapshots.filter((s) => s <= steps), steps])],
     seed: parseNumberFlag(flags.seed, '--seed', whole(0), 'a whole number from 0') ?? GAN_DEFAULTS.seed,
   };
-  if (config.snapshots.length === 0) config.snapshots = [0, steps];
   return checkGanConfig(config);
 }
 

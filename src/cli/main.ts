@@ -250,7 +250,10 @@ export function buildProgram(): Command {
       new Option('--distance <name>', 'pairwise distance').choices([...DISTANCES]).default('squared-euclidean'),
     )
     .option('--classifier <dir>', 'a run folder of `snnl train` whose hidden layers are measured too')
-    .option('--snapshots <steps>', 'steps whose networks are kept for the t-SNE and sample pictures', '0,400,800,2000')
+    .option(
+      '--snapshots <steps>',
+      'steps whose networks are kept for the t-SNE and sample pictures (default: those of 0,400,800,2000 up to --steps, and the last)',
+    )
     .option('--seed <n>', 'seed of the networks, the codes and the probe', '1234')
     .option('--tsne <name>', "representation of the t-SNE pictures (default: the closest to the poster's figures)")
     .option('--data-dir <dir>', 'folder of user-supplied data sets')
