@@ -21,7 +21,7 @@ import {
 } from '../experiments/gan.js';
 import { mean, std } from '../experiments/summary.js';
 import type { DistanceName } from '../loss/distance.js';
-import { buildGanReport, valueAt } from '../report/gan.js';
+import { buildGanReport, settingsOf, valueAt } from '../report/gan.js';
 import { parseNumberFlag } from './train-flags.js';
 
 export interface GanFlags {
@@ -173,7 +173,7 @@ export function ganSummaryCommand(dirs: string[], out?: string): string {
   const datasets = new Set(studies.map((s) => s.stored.config.dataset));
   const first = studies[0]!.records[0];
   if (!first) throw new InputError(dirs[0]!, 'the study has no measurement yet');
-  const settings = ['optimal', ...Object.keys(Object.values(first.representations)[0]?.fixed ?? {})];
+  const settings = settingsOf(first);
   const rows: Array<{
     representation: string;
     setting: string;

@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { epochOrder } from '../data/batches.js';
+import { pixelsOf } from '../data/outliers.js';
 import { defaultDataDir, getDatasetSpec, loadDataset, type Dataset, type ImageSplit } from '../data/datasets.js';
 import { InputError } from '../errors.js';
 import { writeJsonAtomic, writeAtomic } from '../io/atomic.js';
@@ -215,13 +216,7 @@ const probeCodeSeed = (seed: number) => seed * 7 + 11;
 
 /** Pixels in [0, 1] of the images at `indices` of a split, as an NHWC tensor. */
 export function imagesOf(split: ImageSplit, shape: [number, number, number], indices: ArrayLike<number>): tf.Tensor4D {
-  const size = shape[0] * shape[1] * shape[2];
-  const pixels = new Float32Array(indices.length * size);
-  for (let b = 0; b < indices.length; b++) {
-    const from = indices[b]! * size;
-    for (let p = 0; p < size; p++) pixels[b * size + p] = split.images[from + p]! / 255;
-  }
-  return tf.tensor4d(pixels, [indices.length, ...shape]);
+  return tf.tensor4d(pixelsOf(split, shape, indices).pixels, [indices.length, ...shape]);
 }
 
 /** The probe's held-out real images: a seeded choice of the test split. */
@@ -468,13 +463,10 @@ export async function runGanStudy(dir: string, options: GanStudyOptions = {}): P
       step += 1;
       seconds += (performance.now() - started) / 1000;
       bar.update(step, { D: dl.toFixed(3), G: gl.toFixed(3), speed: `${(step / seconds).toFixed(1)} steps/s` });
-      if (step % config.measureEvery === 0 || step === config.steps) {
-        record();
-        await snapshot();
-        await keep();
-      } else {
-        await snapshot();
-      }
+      const measuring = step % config.measureEvery === 0 || step === config.steps;
+      if (measuring) record();
+      await snapshot();
+      if (measuring) await keep();
     }
     return records;
   } finally {

@@ -26,7 +26,8 @@ export function svgToPng(svg: string): Uint8Array {
   return new Uint8Array(png);
 }
 
-const CONFIG = {
+/** The look every figure shares (axis and legend fonts, no frame). */
+export const CONFIG = {
   view: { stroke: null },
   axis: { labelFontSize: 11, titleFontSize: 12 },
   legend: { labelFontSize: 11, labelLimit: 320 },

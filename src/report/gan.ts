@@ -16,16 +16,16 @@ import {
 import { InputError } from '../errors.js';
 import { writeAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { tsne2d } from './embedding.js';
-import { imageSvg, svgToPng, toSvg, type Row } from './figures.js';
-
-const CONFIG = {
-  view: { stroke: null },
-  axis: { labelFontSize: 11, titleFontSize: 12 },
-  legend: { labelFontSize: 11, labelLimit: 320 },
-};
+import { CONFIG, imageSvg, svgToPng, toSvg, type Row } from './figures.js';
+import { escape, htmlTable } from './report.js';
 
 /** A setting a representation is measured at: 'optimal' or a fixed temperature as written. */
 export type Setting = 'optimal' | string;
+
+/** The settings a study measured: the optimal temperature, then each fixed one (as its records write them). */
+export function settingsOf(record: GanRecord): Setting[] {
+  return ['optimal', ...Object.keys(Object.values(record.representations)[0]?.fixed ?? {})];
+}
 
 export function valueAt(record: GanRecord, representation: string, setting: Setting): number | undefined {
   const r = record.representations[representation];
@@ -48,7 +48,7 @@ export function closestToPoster(records: GanRecord[]): Closest[] {
   const at = POSTER_GAN.map((p) => records.find((r) => r.step === p.step));
   if (at.some((r) => r === undefined)) return [];
   const first = at[0]!;
-  const settings = ['optimal', ...Object.keys(Object.values(first.representations)[0]?.fixed ?? {})];
+  const settings = settingsOf(first);
   const ranked: Closest[] = [];
   for (const representation of Object.keys(first.representations)) {
     for (const setting of settings) {
@@ -63,10 +63,7 @@ export function closestToPoster(records: GanRecord[]): Closest[] {
 
 /** SNNL against step, one line per representation, with the poster's figures and the ceiling. */
 export function ganSnnlSpec(records: GanRecord[], setting: Setting | 'all'): TopLevelSpec {
-  const settings =
-    setting === 'all'
-      ? ['optimal', ...Object.keys(Object.values(records[0]!.representations)[0]?.fixed ?? {})]
-      : [setting];
+  const settings = setting === 'all' ? settingsOf(records[0]!) : [setting];
   const rows: Row[] = [];
   for (const r of records) {
     for (const representation of Object.keys(r.representations)) {
@@ -226,8 +223,6 @@ export interface GanReportOptions {
   log?: (line: string) => void;
 }
 
-const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
 /**
  * Writes the study's figures (PNG), summary.json and report.html (which shows the PNGs beside it: the sample
  * grids as inline SVG would weigh megabytes); returns the page's path.
@@ -325,9 +320,7 @@ export async function buildGanReport(dir: string, options: GanReportOptions = {}
       return r ? `${r.optimalLoss.toFixed(4)} (T ${r.optimalTemperature.toPrecision(3)})` : '-';
     }),
   ]);
-  const table = `<table><tr>${header.map((h) => `<th>${escape(h)}</th>`).join('')}</tr>${tableRows
-    .map((row) => `<tr>${row.map((c) => `<td>${escape(c)}</td>`).join('')}</tr>`)
-    .join('')}</table>`;
+  const table = htmlTable(header, tableRows);
   const closest = ranked[0]
     ? `<p>Closest to the poster's four figures: <b>${escape(ranked[0].representation)}</b> at ${ranked[0].setting === 'optimal' ? 'the optimal temperature' : `T = ${escape(ranked[0].setting)}`} (mean absolute difference ${ranked[0].difference.toFixed(3)}). Nothing was tuned to match: every representation and temperature measured is in the figures.</p>`
     : "<p>The study has not reached all four of the poster's steps (0, 400, 800, 2000).</p>";

@@ -47,7 +47,8 @@ export function runLabel(dir: string, detailed = false): string {
   return detailed ? `${config.dataset} ${settings} s${config.seed}` : settings;
 }
 
-const escape = (s: string) =>
+/** Text made safe inside HTML (elements and attribute values). */
+export const escape = (s: string) =>
   s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 /** An HTML table from a header and rows of cells. */
