@@ -120,10 +120,63 @@ class Discriminator(nn.Module):
         return self.logit(h.flatten(1))
 
 
+def gaussian_classes(b, d, classes=10):
+    """b points in d dimensions, 10 classes around means drawn N(0, 0.5^2), unit noise (as snnl's side)."""
+    means = torch.randn(classes, d) * 0.5
+    y = torch.arange(b) % classes
+    return means[y] + torch.randn(b, d), y
+
+
+def stable_losses_blocked(x, y, temperatures, rows):
+    """The stable formula (squared Euclidean) at each temperature, without gradient, in blocks of rows:
+    each block's distances computed once for every temperature, as snnl's sweep does."""
+    b = x.shape[0]
+    c = x - x.mean(0, keepdim=True)
+    sq = (c * c).sum(1)
+    totals = torch.zeros(len(temperatures), dtype=torch.float64)
+    counted = 0
+    with torch.no_grad():
+        for start in range(0, b, rows):
+            end = min(b, start + rows)
+            d = torch.addmm(sq[None, :], c[start:end], c.T, alpha=-2.0).add_(sq[start:end, None]).clamp_min_(0)
+            own = torch.arange(end - start)
+            d[own, own + start] = float('inf')  # never its own neighbour
+            same = y[start:end, None] == y[None, :]
+            same[own, own + start] = False
+            valid = same.any(1)
+            counted += int(valid.sum())
+            nearest = d.amin(1, keepdim=True)
+            same_f = same.float()
+            e = torch.empty_like(d)  # one buffer for every temperature: no fresh 256 MB tensor per op
+            for k, t in enumerate(temperatures):
+                # One exponential per entry, shifted by the nearest neighbour; rows whose partners all
+                # underflow against it take their partners' own log-sum-exp.
+                torch.sub(d, nearest, out=e).mul_(-1.0 / t).exp_()
+                lse_all = torch.log(e.sum(1))
+                picked = e.mul_(same_f).sum(1)
+                lse_partners = torch.log(picked)
+                low = valid & (picked < 1e-30)
+                if low.any():
+                    rows_low = (d[low] - nearest[low]) * (-1.0 / t)
+                    lse_partners[low] = torch.logsumexp(rows_low.masked_fill(~same[low], float('-inf')), 1)
+                totals[k] += (lse_all - lse_partners)[valid].double().sum()
+    return (totals / max(1, counted)).tolist()
+
+
 def main():
     case = json.loads(sys.argv[1])
     torch.set_num_threads(case['threads'])
     torch.manual_seed(0)
+    if case['kind'] == 'snnl-scale':
+        # The loss of a whole data set at one or more temperatures (snnl measure's work), blocked.
+        import resource
+        x, y = gaussian_classes(case['batch'], case['features'])
+        start = time.perf_counter()
+        losses = stable_losses_blocked(x, y, case['temperatures'], case['rows'])
+        seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({'seconds': seconds, 'peak_mb': peak, 'losses': losses[:3], 'torch': torch.__version__}))
+        return
     batch, steps = case['batch'], case['steps']
     if case['kind'] == 'knn':
         # Exact k-NN as a PyTorch user writes it: cdist (by matrix products at these sizes) and topk,
@@ -182,7 +235,8 @@ def main():
             optimizer.zero_grad()
             hidden, logits = model(x)
             loss = F.cross_entropy(logits, y)
-            loss = loss + case['factor'] * sum(snnl_pt(t, y, case['temperature']) for t in hidden)
+            if case['factor'] != 0:  # factor 0: the plain step, no SNNL term at all
+                loss = loss + case['factor'] * sum(snnl_pt(t, y, case['temperature']) for t in hidden)
             loss.backward()
             optimizer.step()
 

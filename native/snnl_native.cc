@@ -584,6 +584,262 @@ Napi::Value SnnlBackward(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- SNNL at many temperatures without its gradient: the loss of a whole data set, and the search for the
+// optimal temperature (src/loss/sweep.ts). Memory is set by the block of rows (rows x b distances), not by
+// b x b; the distances of a block, and each row's nearest neighbour, are computed once for every
+// temperature asked. The per-entry loops are compiled for AVX-512, AVX2 and plain x86-64 (target_clones:
+// the loader picks the one the processor runs), and their float sums are vectorized (omp simd) over runs of
+// 1024 entries, added up in double.
+#define SNNL_VECTOR __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+// A row of the Gram matrix -> distances to row i (the diagonal exactly 0, never negative).
+SNNL_VECTOR void gramToDistances(float* row, const float* sq, int64_t i, int64_t b, Distance distance) {
+  if (distance == kCosine) {
+#pragma omp simd
+    for (int64_t j = 0; j < b; j++) row[j] = std::max(0.0f, 1.0f - row[j]);
+  } else {
+    const float si = sq[i];
+#pragma omp simd
+    for (int64_t j = 0; j < b; j++) row[j] = std::max(0.0f, si + sq[j] - 2.0f * row[j]);
+    if (distance == kEuclidean) {
+#pragma omp simd
+      for (int64_t j = 0; j < b; j++) row[j] = std::sqrt(row[j]);
+    }
+  }
+  row[i] = 0.0f;
+}
+
+// The smallest distance to another row, and to another row of the same class (infinity: none).
+SNNL_VECTOR void rowMinima(const float* d, const int32_t* labels, int64_t i, int64_t b, float& all, float& partner) {
+  const int32_t yi = labels[i];
+  float a = INFINITY, p = INFINITY;
+#pragma omp simd reduction(min : a, p)
+  for (int64_t j = 0; j < b; j++) {
+    const float v = j == i ? INFINITY : d[j];
+    a = std::min(a, v);
+    p = std::min(p, labels[j] == yi ? v : INFINITY);
+  }
+  all = a;
+  partner = p;
+}
+
+// The smallest positive and the largest entry of a row.
+SNNL_VECTOR void rowRange(const float* d, int64_t b, float& lo, float& hi) {
+  float l = INFINITY, h = 0;
+#pragma omp simd reduction(min : l) reduction(max : h)
+  for (int64_t j = 0; j < b; j++) {
+    l = std::min(l, d[j] > 0 ? d[j] : INFINITY);
+    h = std::max(h, d[j]);
+  }
+  lo = l;
+  hi = h;
+}
+
+SNNL_VECTOR void scaledShift(float* out, const float* d, int64_t n, float beta, float shift) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; j++) out[j] = -beta * (d[j] - shift);
+}
+
+// Sums of e_j (s[0]), e_j D_j (s[1]), e_j D_j^2 (s[2]) over all j, and the same over j of class yi
+// (s[3..5]); with moments false, only s[0] and s[3].
+SNNL_VECTOR void rowSums(const float* e, const float* d, const int32_t* labels, int32_t yi, int64_t b, bool moments,
+                         double* s) {
+  for (int k = 0; k < 6; k++) s[k] = 0;
+  for (int64_t j0 = 0; j0 < b; j0 += 1024) {
+    const int64_t j1 = std::min(b, j0 + 1024);
+    float s0 = 0, s1 = 0, s2 = 0, p0 = 0, p1 = 0, p2 = 0;
+    if (moments) {
+#pragma omp simd reduction(+ : s0, s1, s2, p0, p1, p2)
+      for (int64_t j = j0; j < j1; j++) {
+        const float ej = e[j], dj = d[j], ed = ej * dj, same = labels[j] == yi ? 1.0f : 0.0f;
+        s0 += ej;
+        s1 += ed;
+        s2 += ed * dj;
+        p0 += ej * same;
+        p1 += ed * same;
+        p2 += ed * dj * same;
+      }
+    } else {
+#pragma omp simd reduction(+ : s0, p0)
+      for (int64_t j = j0; j < j1; j++) {
+        s0 += e[j];
+        p0 += labels[j] == yi ? e[j] : 0.0f;
+      }
+    }
+    s[0] += s0;
+    s[1] += s1;
+    s[2] += s2;
+    s[3] += p0;
+    s[4] += p1;
+    s[5] += p2;
+  }
+}
+
+// Distances of rows [start, start + rows) to all b rows, into dist (rows x b).
+void blockDistances(const at::Tensor& prepared, const at::Tensor& sq, Distance distance, int64_t start, int64_t rows,
+                    at::Tensor& dist) {
+  const int64_t b = prepared.size(0);
+  at::mm_out(dist, prepared.narrow(0, start, rows), prepared.t());
+  float* pd = dist.data_ptr<float>();
+  const float* s = sq.defined() ? sq.data_ptr<float>() : nullptr;
+  at::parallel_for(0, rows, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) gramToDistances(pd + r * b, s, start + r, b, distance);
+  });
+}
+
+// Rows per block: the block's distances within 32M entries (128 MB), at least one row, at most b.
+int64_t sweepBlockRows(int64_t b, int64_t asked) {
+  if (asked > 0) return std::min(b, asked);
+  return std::max<int64_t>(1, std::min<int64_t>(b, (int64_t{32} << 20) / b));
+}
+
+struct SweepInput {
+  at::Tensor prepared, sq;
+  Distance distance;
+  int64_t b, blockRows;
+};
+
+// x, [b, d], distance, blockRows from info[xAt] on.
+SweepInput sweepInput(const Napi::CallbackInfo& info, size_t xAt) {
+  auto shape = toShape(info[xAt + 1]);
+  auto x = floats(info[xAt], shape);
+  auto distance = static_cast<Distance>(info[xAt + 2].As<Napi::Number>().Int32Value());
+  auto [rows, norms] = prepareRows(x, distance);
+  at::Tensor sq;
+  if (distance != kCosine) sq = rows.square().sum(1);
+  const int64_t b = shape[0];
+  return {rows, sq, distance, b, sweepBlockRows(b, info[xAt + 3].As<Napi::Number>().Int64Value())};
+}
+
+// Calls visit(start, rows, distances) for each block of rows.
+template <typename F>
+void forEachBlock(const SweepInput& in, F visit) {
+  auto dist = at::empty({in.blockRows, in.b}, in.prepared.options());
+  for (int64_t start = 0; start < in.b; start += in.blockRows) {
+    const int64_t rows = std::min(in.blockRows, in.b - start);
+    auto view = dist.narrow(0, 0, rows);
+    blockDistances(in.prepared, in.sq, in.distance, start, rows, view);
+    visit(start, rows, view.data_ptr<float>());
+  }
+}
+
+// snnlRange(out Float64Array [2], x, [b, d], distance, blockRows (0: by memory))
+// -> the smallest positive and the largest distance between distinct rows.
+Napi::Value SnnlRange(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    double* out = info[0].As<Napi::Float64Array>().Data();
+    auto in = sweepInput(info, 1);
+    std::vector<float> lo(in.b), hi(in.b);
+    forEachBlock(in, [&](int64_t start, int64_t rows, const float* pd) {
+      at::parallel_for(0, rows, 8, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; r++) rowRange(pd + r * in.b, in.b, lo[start + r], hi[start + r]);
+      });
+    });
+    out[0] = *std::min_element(lo.begin(), lo.end());
+    out[1] = *std::max_element(hi.begin(), hi.end());
+  });
+}
+
+// One row's loss and its first and second derivatives with respect to beta = 1 / T, from its sums
+// (rowSums: shifted by `shift` for log-sum-exp, so that the largest term is 1). d: the row's distances,
+// to recompute the partners' sums with their own shift when every one underflowed.
+struct RowLoss {
+  double loss, dBeta, dBeta2;
+};
+
+RowLoss rowLoss(double* s, const float* d, const int32_t* labels, int64_t i, int64_t b, double beta, double shift,
+                double partnerShift, double epsilon) {
+  if (epsilon < 0) {
+    double logP = std::log(s[3]);
+    if (!(s[3] > 1e-30)) {
+      s[3] = s[4] = s[5] = 0;
+      for (int64_t j = 0; j < b; j++) {
+        if (j == i || labels[j] != labels[i]) continue;
+        const double dj = d[j], ej = std::exp(-beta * (dj - partnerShift));
+        s[3] += ej;
+        s[4] += ej * dj;
+        s[5] += ej * dj * dj;
+      }
+      logP = std::log(s[3]) - beta * (partnerShift - shift);
+    }
+    const double meanAll = s[1] / s[0], meanPartner = s[4] / s[3];
+    const double varAll = s[2] / s[0] - meanAll * meanAll, varPartner = s[5] / s[3] - meanPartner * meanPartner;
+    return {std::log(s[0]) - logP, meanPartner - meanAll, varAll - varPartner};
+  }
+  // l = -log(m + eps), m = P / (S + eps): derivatives of P and S are -P1, P2 and -S1, S2.
+  const double den = s[0] + epsilon, m = s[3] / den;
+  const double dm = (s[3] * s[1] - s[4] * den) / (den * den);
+  const double d2m = (s[5] * den - s[3] * s[2]) / (den * den) + 2 * s[1] * dm / den;
+  const double g = dm / (m + epsilon);
+  return {-std::log(m + epsilon), -g, -d2m / (m + epsilon) + g * g};
+}
+
+// snnlSweep(out Float64Array [3 nT], x, [b, d], distance, blockRows (0: by memory), labels Int32Array,
+//           weights Float32Array [b], epsilon (< 0: log-sum-exp), temperatures Float64Array [nT],
+//           derivatives)
+// -> for each temperature T: sum_i w_i l_i, and (with derivatives) its first and second derivatives with
+// respect to u = log T. With beta = 1 / T they come from the moments of D under the neighbour
+// distributions (docs/reference.md): log-sum-exp: dl/dbeta = E_Q[D] - E_P[D], d2l/dbeta2 = Var_P[D] - Var_Q[D].
+Napi::Value SnnlSweep(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    double* out = info[0].As<Napi::Float64Array>().Data();
+    auto in = sweepInput(info, 1);
+    const int32_t* labels = info[5].As<Napi::Int32Array>().Data();
+    const float* w = info[6].As<Napi::Float32Array>().Data();
+    const double epsilon = info[7].As<Napi::Number>().DoubleValue();
+    auto tArray = info[8].As<Napi::Float64Array>();
+    const bool derivatives = info[9].As<Napi::Boolean>().Value();
+    const double* temps = tArray.Data();
+    const int64_t nT = static_cast<int64_t>(tArray.ElementLength());
+    const bool lse = epsilon < 0;
+    const int64_t b = in.b;
+    // Rows per exp call: about 64K values, so that a call's fixed cost stays small and its buffer in cache.
+    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(in.blockRows, 65536 / b));
+    std::vector<double> totals(static_cast<size_t>(3 * nT * b), 0.0);  // per row, so threads never share
+    forEachBlock(in, [&](int64_t start, int64_t rows, const float* pd) {
+      at::parallel_for(0, (rows + chunk - 1) / chunk, 1, [&](int64_t cBegin, int64_t cEnd) {
+        auto buffer = at::empty({chunk * b}, in.prepared.options());
+        float* e = buffer.data_ptr<float>();
+        std::vector<float> nearest(chunk), nearestPartner(chunk);
+        double sums[6];
+        for (int64_t c = cBegin; c < cEnd; c++) {
+          const int64_t r0 = c * chunk, r1 = std::min(rows, r0 + chunk);
+          for (int64_t r = r0; r < r1; r++)
+            rowMinima(pd + r * b, labels, start + r, b, nearest[r - r0], nearestPartner[r - r0]);
+          auto slice = buffer.narrow(0, 0, (r1 - r0) * b);
+          for (int64_t t = 0; t < nT; t++) {
+            const double beta = 1.0 / temps[t];
+            // Log-sum-exp: shifted by the row's nearest neighbour, so that its term is 1.
+            for (int64_t r = r0; r < r1; r++)
+              scaledShift(e + (r - r0) * b, pd + r * b, b, static_cast<float>(beta), lse ? nearest[r - r0] : 0.0f);
+            slice.exp_();
+            for (int64_t r = r0; r < r1; r++) {
+              const int64_t i = start + r;
+              // Rows with no partner: log-sum-exp leaves them out (weight 0); the epsilon formula counts
+              // -log(eps), constant in T.
+              if (lse && !(nearestPartner[r - r0] < INFINITY)) continue;
+              float* er = e + (r - r0) * b;
+              er[i] = 0.0f;  // never its own neighbour
+              rowSums(er, pd + r * b, labels, labels[i], b, derivatives, sums);
+              const auto l = rowLoss(sums, pd + r * b, labels, i, b, beta, lse ? nearest[r - r0] : 0.0,
+                                     nearestPartner[r - r0], epsilon);
+              double* ti = totals.data() + 3 * (i * nT + t);
+              ti[0] = w[i] * l.loss;
+              if (derivatives) {
+                ti[1] = w[i] * (-beta * l.dBeta);                        // du: dbeta/du = -beta
+                ti[2] = w[i] * (beta * beta * l.dBeta2 + beta * l.dBeta);  // d2beta/du2 = beta
+              }
+            }
+          }
+        }
+      });
+    });
+    std::fill(out, out + 3 * nT, 0.0);
+    for (int64_t i = 0; i < b; i++)
+      for (int64_t k = 0; k < 3 * nT; k++) out[k] += totals[static_cast<size_t>(3 * i * nT + k)];
+  });
+}
+
 void adam(float* __restrict ov, float* __restrict om, float* __restrict os, const float* __restrict pv,
           const float* __restrict pm, const float* __restrict ps, const float* __restrict pg, int64_t n, float beta1,
           float beta2, float lr, float epsilon, float c1, float c2) {
@@ -772,6 +1028,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));
   exports.Set("snnlForward", Napi::Function::New(env, SnnlForward));
   exports.Set("snnlBackward", Napi::Function::New(env, SnnlBackward));
+  exports.Set("snnlRange", Napi::Function::New(env, SnnlRange));
+  exports.Set("snnlSweep", Napi::Function::New(env, SnnlSweep));
   exports.Set("adam", Napi::Function::New(env, Adam));
   exports.Set("topK", Napi::Function::New(env, TopK));
   exports.Set("knnMerge", Napi::Function::New(env, KnnMerge));

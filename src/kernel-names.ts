@@ -10,6 +10,25 @@
 export const SNNL_ROWS = 'SnnlFusedRows';
 /** The fused SNNL backward: (x, K, weights [b]) -> dLoss/dx [b, d]. */
 export const SNNL_ROWS_GRAD = 'SnnlFusedRowsGrad';
+/**
+ * SNNL at many temperatures, without its gradient, in blocks of rows (memory set by the block, not b x b):
+ * (x [b, d] float32, labels [b] int32, weights [b] float32) -> [nT, 3] float32: for each temperature T,
+ * sum_i w_i l_i and (with `derivatives`, else 0) its first and second derivatives with respect to log T.
+ * Attributes: SnnlSweepAttrs.
+ * src/loss/sweep.ts composes the loss alone from tfjs ops on backends without it.
+ */
+export const SNNL_SWEEP = 'SnnlSweep';
+/** The smallest positive and the largest distance between distinct rows: (x [b, d]) -> [2] float32. */
+export const SNNL_DISTANCE_RANGE = 'SnnlDistanceRange';
+export interface SnnlSweepAttrs {
+  distance: KernelDistance;
+  /** < 0: the log-sum-exp formula; otherwise the reference formula's epsilon. */
+  epsilon: number;
+  temperatures: number[];
+  /** Rows per block; 0: chosen by the kernel from memory. */
+  blockRows: number;
+  derivatives: boolean;
+}
 /** One Adam update of a variable: (value, m, v, gradient) -> [value', m', v']. */
 export const FUSED_ADAM = 'SnnlFusedAdam';
 /**

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeNpy } from '../src/io/npy.js';
+import { loadAddon } from '../src/engine/native/addon.js';
+import { needs } from './helpers.js';
 import { normalMatrix, oracleSnnl, relativeError, seeded, type OracleDistance, type OraclePreset } from './oracle.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
@@ -239,4 +241,40 @@ describe('snnl measure with bad input exits 2 with one clear line', () => {
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/Allowed choices are auto, native, wasm, cpu/);
   });
+});
+
+describe('snnl measure at scale, on native', () => {
+  const native = needs('addon' in loadAddon(), 'the native addon is not built (npm run build:native)');
+  native(
+    'blocks by default past 8,192 rows, with the same result as small blocks',
+    () => {
+      // 9,000 rows: b x b (81M entries) is past the default 64M, so the rows go in blocks of 7,456.
+      const rows = 9000;
+      const random = seeded(41);
+      const labels = Array.from({ length: rows }, (_, i) => i % 10);
+      const features = Array.from(
+        { length: rows * 4 },
+        (_, k) => random() + (k % 4 === labels[Math.floor(k / 4)]! % 4 ? 1 : 0),
+      );
+      writeFileSync(join(dir, 'big-x.npy'), encodeNpy(features, [rows, 4], 'float32'));
+      writeFileSync(join(dir, 'big-y.npy'), encodeNpy(labels, [rows], 'int32'));
+      const measureWith = (...flags: string[]) => {
+        const run = spawnSync(
+          process.execPath,
+          [CLI, 'measure', join(dir, 'big-x.npy'), join(dir, 'big-y.npy'), '--json', '--backend', 'native', ...flags],
+          { encoding: 'utf8' },
+        );
+        expect(run.stderr).toBe('');
+        expect(run.status).toBe(0);
+        return JSON.parse(run.stdout) as { loss: number; temperature: number };
+      };
+      const whole = measureWith('--temperature', 'optimal');
+      const blocked = measureWith('--temperature', 'optimal', '--block-size', '700');
+      expect(relativeError(blocked.temperature, whole.temperature)).toBeLessThan(1e-4);
+      expect(relativeError(blocked.loss, whole.loss)).toBeLessThan(1e-5);
+      expect(whole.loss).toBeGreaterThan(0);
+      expect(whole.loss).toBeLessThan(Math.log(9));
+    },
+    120_000,
+  );
 });

@@ -108,7 +108,8 @@ describe('the probe', () => {
         const direct = tf.tidy(
           () => snnl(h, probe.labels, { temperature: t, distance: SMALL.distance }).dataSync()[0]!,
         );
-        expect(r.fixed[String(t)], `${name} at T = ${t}`).toBe(direct);
+        // The probe takes all its temperatures in one sweep (float32 sums): equal to snnl() within rounding.
+        expect(Math.abs(r.fixed[String(t)]! - direct), `${name} at T = ${t}`).toBeLessThan(1e-6 + 1e-5 * direct);
       }
       const best = optimalTemperature(h, probe.labels, { distance: SMALL.distance });
       expect(r.optimalLoss).toBe(best.loss);

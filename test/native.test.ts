@@ -80,7 +80,10 @@ describe('an addon whose codes differ is refused', () => {
     const upToKnn = { codes: codes, topK: () => undefined, knnMerge: () => undefined };
     expect(codeMismatch(upToKnn)).toBe('it has no tile()');
     expect(codeMismatch({ ...upToKnn, tile: () => undefined })).toBe('it has no batchNorm()');
-    expect(codeMismatch({ ...upToKnn, tile: () => undefined, batchNorm: () => undefined })).toBeUndefined();
+    const upToNorm = { ...upToKnn, tile: () => undefined, batchNorm: () => undefined };
+    expect(codeMismatch(upToNorm)).toBe('it has no snnlSweep()');
+    expect(codeMismatch({ ...upToNorm, snnlSweep: () => undefined })).toBe('it has no snnlRange()');
+    expect(codeMismatch({ ...upToNorm, snnlSweep: () => undefined, snnlRange: () => undefined })).toBeUndefined();
   });
 });
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { annealedTemperature, optimalTemperature, snnl } from '../src/index.js';
+import { annealedTemperature, optimalTemperature, snnl, snnlCeiling } from '../src/index.js';
 import { onBackend } from './helpers.js';
 import { normalMatrix, oracleSnnl, relativeError, seeded, type OracleDistance, type OraclePreset } from './oracle.js';
 
@@ -15,6 +15,30 @@ describe('annealed temperature', () => {
   it('rejects epochs that are negative or not whole', () => {
     expect(() => annealedTemperature(-1)).toThrow(/epoch: expected a whole number/);
     expect(() => annealedTemperature(1.5)).toThrow(/epoch/);
+  });
+});
+
+describe('the ceiling (SNNL as T grows)', () => {
+  beforeAll(() => onBackend('cpu'));
+
+  it('is the mean of log((b - 1) / (n_y - 1)) over rows with a partner', () => {
+    expect(snnlCeiling([0, 0, 1, 1])).toBeCloseTo(Math.log(3), 12);
+    // A class of one has no partner and is left out; classes of 2 and 3 among 6 points.
+    const want = (2 * Math.log(5 / 1) + 3 * Math.log(5 / 2)) / 5;
+    expect(snnlCeiling([4, 0, 0, 1, 1, 1])).toBeCloseTo(want, 12);
+    expect(snnlCeiling([0, 1, 2])).toBe(0);
+  });
+
+  it("is the float64 oracle at a very large temperature, and bounds the optimal temperature's value", () => {
+    const random = seeded(31);
+    const y = Array.from({ length: 30 }, (_, i) => (i < 4 ? 0 : i < 14 ? 1 : 2));
+    const x = normalMatrix(30, 3, random);
+    expect(oracleSnnl(x, y, 1e9, 'squared-euclidean', 'stable').loss).toBeCloseTo(snnlCeiling(y), 6);
+    // Unstructured points: the loss still falls as T grows, so the search stops at the range's top end,
+    // a hair above the limit (float32, and T finite); never more than that.
+    const found = optimalTemperature(x, y);
+    expect(found.atBoundary).toBe(true);
+    expect(found.loss).toBeLessThanOrEqual(snnlCeiling(y) * (1 + 1e-3));
   });
 });
 

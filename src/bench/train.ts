@@ -5,7 +5,8 @@
  * hidden layers (pt-snnl's formula, cosine, T = 100, factor -10, batch 128, Adam), and SNNL forward +
  * backward alone at b = 1024, d = 3136 (the stable formula; PyTorch by autodiff), and Deep k-NN's exact
  * search (k = 75, training rows in chunks of 4,096; PyTorch by cdist and topk), and a step of the GAN
- * study (discriminator and generator, batch 64). PyTorch is Debian's
+ * study (discriminator and generator, batch 64), and the CNN 28x28x1 plain step (no SNNL; the line under the
+ * table gives what SNNL costs over it). PyTorch is Debian's
  * python3-torch with OpenBLAS (OpenMP build) selected per command (the fastest BLAS measured on 2 cores);
  * where it is missing the benchmark says how to install it and measures snnl alone.
  *
@@ -13,10 +14,7 @@
  * (default /usr/bin/python3, where Debian installs torch), SNNL_BENCH_BACKENDS (default: native when
  * built, and wasm), SNNL_BENCH_CASES (kinds to run: mlp, cnn, snnl, snnl-closed, knn, gan; default all).
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, useBackend } from '../engine/backend.js';
 import { ENABLE_NATIVE, loadAddon } from '../engine/native/addon.js';
@@ -29,6 +27,7 @@ import { ganStep } from '../training/gan-step.js';
 import { FusedAdamOptimizer } from '../training/optimizer.js';
 import { writeAtomic } from '../io/atomic.js';
 import { formatTable } from '../format.js';
+import { INSTALL_TORCH, openBlasAvailable, runTorchCase, torchAvailable } from './torch.js';
 
 interface Case {
   name: string;
@@ -39,11 +38,15 @@ interface Case {
   /** knn: training rows searched (in chunks of KNN_CHUNK). */
   train?: number;
   steps: number;
+  /** mlp, cnn: the SNNL factor (default FACTOR); 0 trains the plain network, with no SNNL term at all. */
+  factor?: number;
 }
 
 const CASES: Case[] = [
   { name: 'MLP 784-500-500-10 + SNNL (2 layers)', kind: 'mlp', shape: [28, 28, 1], batch: 128, steps: 30 },
   { name: 'CNN 28x28x1 + SNNL (5 layers)', kind: 'cnn', shape: [28, 28, 1], batch: 128, steps: 8 },
+  // The same step without SNNL: what SNNL on every hidden layer costs, measured in the same run.
+  { name: 'CNN 28x28x1 plain step (no SNNL)', kind: 'cnn', shape: [28, 28, 1], batch: 128, steps: 8, factor: 0 },
   { name: 'CNN 32x32x3 + SNNL (5 layers)', kind: 'cnn', shape: [32, 32, 3], batch: 128, steps: 6 },
   // snnl's closed-form gradient (two products) against PyTorch's autodiff (three), then the same math on both sides.
   { name: 'SNNL fwd+bwd b=1024 d=3136 (PyTorch autodiff)', kind: 'snnl', batch: 1024, features: 3136, steps: 3 },
@@ -65,9 +68,6 @@ const KNN_CHUNK = 4096;
 
 const FACTOR = -10;
 const TEMPERATURE = 100;
-const OPENBLAS = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
-/** Debian's python3-torch lives in the system Python, which a pyenv or venv python3 may hide. */
-const PYTHON = process.env['SNNL_PYTHON'] ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -123,11 +123,12 @@ function snnlSide(c: Case): () => number {
     y: tf.tensor1d(labels, 'int32'),
     labels,
   };
+  const factor = c.factor ?? FACTOR;
   const spec = {
     classes: 10,
-    factor: FACTOR,
+    factor,
     temperature: TEMPERATURE,
-    layers: net.hiddenLayers.map((_, index) => ({ index, weight: 1 })),
+    layers: factor === 0 ? [] : net.hiddenLayers.map((_, index) => ({ index, weight: 1 })),
     combine: 'sum' as const,
     snnl: { preset: 'pt-snnl' as const, distance: 'cosine' as const, checkFinite: false },
     multipliers: [],
@@ -141,31 +142,41 @@ interface TorchResult {
 }
 
 function torchSide(c: Case, threads: number): TorchResult {
-  const script = join(import.meta.dirname, '..', '..', 'bench', 'torch_bench.py');
-  const config = {
-    kind: c.kind,
-    shape: c.shape,
-    batch: c.batch,
-    features: c.features,
-    steps: c.steps,
+  return runTorchCase<TorchResult>(
+    {
+      kind: c.kind,
+      shape: c.shape,
+      batch: c.batch,
+      features: c.features,
+      steps: c.steps,
+      factor: c.factor ?? FACTOR,
+      temperature: c.features ?? TEMPERATURE,
+      train: c.train,
+      k: KNN_K,
+      chunk: KNN_CHUNK,
+    },
     threads,
-    factor: FACTOR,
-    temperature: c.features ?? TEMPERATURE,
-    train: c.train,
-    k: KNN_K,
-    chunk: KNN_CHUNK,
-  };
-  const run = spawnSync(PYTHON, [script, JSON.stringify(config)], {
-    encoding: 'utf8',
-    env: { ...process.env, LD_LIBRARY_PATH: OPENBLAS, OMP_NUM_THREADS: String(threads) },
-  });
-  if (run.status !== 0) throw new Error(`PyTorch side failed: ${run.stderr.trim().split('\n').at(-1)}`);
-  return JSON.parse(run.stdout.trim().split('\n').at(-1)!) as TorchResult;
+  );
 }
 
-function torchAvailable(): boolean {
-  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  return probe.status === 0;
+/** What SNNL on every hidden layer costs against the plain step of the same network, per side. */
+function snnlOverhead(
+  results: Array<Record<string, unknown>>,
+  backends: string[],
+): { lines: string[]; values: Record<string, number> } {
+  const withSnnl = results.find((r) => r['case'] === 'CNN 28x28x1 + SNNL (5 layers)');
+  const plain = results.find((r) => r['case'] === 'CNN 28x28x1 plain step (no SNNL)');
+  if (!withSnnl || !plain) return { lines: [], values: {} };
+  const values: Record<string, number> = {};
+  const sides = [...backends.map((b) => [b, `${b}ImagesPerSecond`]), ['PyTorch', 'torchImagesPerSecond']];
+  for (const [side, key] of sides) {
+    const a = withSnnl[key!] as number | null;
+    const p = plain[key!] as number | null;
+    // Time per image with SNNL over time per image without, minus one.
+    if (a && p) values[side!] = p / a - 1;
+  }
+  const parts = Object.entries(values).map(([side, v]) => `${side} ${(100 * v).toFixed(1)}%`);
+  return { lines: [`\nSNNL on the CNN's 5 hidden layers costs, over the plain step: ${parts.join(', ')}`], values };
 }
 
 /** The snnl backends to measure: SNNL_BENCH_BACKENDS, else native (when built) and wasm. */
@@ -185,7 +196,7 @@ async function main(): Promise<void> {
   const threads = availableParallelism();
   const rounds = Number(process.env['SNNL_BENCH_ROUNDS'] ?? 3);
   const withTorch = torchAvailable();
-  const blas = existsSync(OPENBLAS);
+  const blas = openBlasAvailable();
   console.log(
     `snnl benchmark: snnl on ${described.join(' and ')} against PyTorch, ${threads} threads each, median of ${rounds} alternating rounds`,
   );
@@ -193,12 +204,10 @@ async function main(): Promise<void> {
     console.log(`The native backend is not built, so it is not measured; to enable it: ${ENABLE_NATIVE}`);
   }
   if (!withTorch) {
-    console.log(
-      'PyTorch is not installed: measuring snnl alone. For the comparison: sudo apt-get install python3-torch libopenblas0-openmp',
-    );
+    console.log(`PyTorch is not installed: measuring snnl alone. For the comparison: ${INSTALL_TORCH}`);
   } else if (!blas) {
     console.log(
-      // SNNL_BENCH_CASES picks cases by kind: mlp, cnn, snnl, snnl-closed, knn, gan (comma-separated).
+      `OpenBLAS's OpenMP build is missing, so PyTorch uses a slower BLAS and the ratios flatter snnl: ${INSTALL_TORCH}`,
     );
   }
   const results: Array<Record<string, unknown>> = [];
@@ -252,6 +261,8 @@ async function main(): Promise<void> {
     console.log(rows.at(-1)!.join('  |  '));
   }
   console.log('\n' + formatTable(rows));
+  const overhead = snnlOverhead(results, backends);
+  overhead.lines.forEach((line) => console.log(line));
   const out = process.env['SNNL_BENCH_OUT'] ?? 'bench-results.json';
   const record = {
     date: new Date().toISOString(),
@@ -261,6 +272,7 @@ async function main(): Promise<void> {
     tfjs: tf.version.tfjs,
     openblas: blas,
     results,
+    snnlOverhead: overhead.values,
   };
   writeAtomic(out, JSON.stringify(record, null, 2) + '\n');
   console.log(`\nwritten: ${out}`);

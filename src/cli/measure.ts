@@ -9,7 +9,7 @@ import type { NumericArray } from '../io/npy.js';
 import type { DistanceName } from '../loss/distance.js';
 import { checkTemperature, DEFAULTS } from '../loss/options.js';
 import { getPreset, type PresetName } from '../loss/presets.js';
-import { snnlDetails } from '../loss/snnl.js';
+import { snnlAtTemperatures } from '../loss/sweep.js';
 import { optimalTemperature, type OptimalTemperature } from '../loss/temperature.js';
 
 export interface MeasureFlags {
@@ -112,9 +112,8 @@ export async function measure(embeddingsPath: string, labelsPath: string, flags:
     let optimal: OptimalTemperature | undefined;
     if (temperature === 'optimal') optimal = optimalTemperature(x, labels, options);
     const used = optimal?.temperature ?? (temperature as number);
-    const details = snnlDetails(x, labels, { ...options, temperature: used });
-    const loss = (await details.loss.data())[0]!;
-    details.loss.dispose();
+    const details = snnlAtTemperatures(x, labels, [used], options);
+    const loss = details.losses[0]!;
     const preset = options.preset ?? DEFAULTS.preset;
     return {
       embeddings: embeddingsPath,

@@ -23,8 +23,8 @@ import { defaultDataDir, getDatasetSpec, loadDataset, type Dataset, type ImageSp
 import { InputError } from '../errors.js';
 import { writeJsonAtomic, writeAtomic } from '../io/atomic.js';
 import { DISTANCES, type DistanceName } from '../loss/distance.js';
-import { snnl } from '../loss/snnl.js';
-import { optimalTemperature } from '../loss/temperature.js';
+import { snnlAtTemperatures } from '../loss/sweep.js';
+import { optimalTemperature, snnlCeiling } from '../loss/temperature.js';
 import { buildGan, type Gan } from '../models/gan.js';
 import type { Network } from '../models/models.js';
 import { permutation, seededRandom } from '../random.js';
@@ -289,10 +289,8 @@ export class GanProbe {
     try {
       for (const [name, h] of named) {
         const best = optimalTemperature(h, this.labels, options);
-        const fixed: Record<string, number> = {};
-        for (const t of this.config.temperatures) {
-          fixed[String(t)] = tf.tidy(() => snnl(h, this.labels, { ...options, temperature: t }).dataSync()[0]!);
-        }
+        const { losses } = snnlAtTemperatures(h, this.labels, this.config.temperatures, options);
+        const fixed = Object.fromEntries(this.config.temperatures.map((t, k) => [String(t), losses[k]!]));
         representations[name] = { optimalTemperature: best.temperature, optimalLoss: best.loss, fixed };
       }
     } finally {
@@ -304,7 +302,7 @@ export class GanProbe {
       real += s[k]! / n;
       fake += s[n + k]! / n;
     }
-    return { realScore: real, fakeScore: fake, ceiling: -Math.log((n - 1) / (2 * n - 1)), representations };
+    return { realScore: real, fakeScore: fake, ceiling: snnlCeiling(this.labels), representations };
   }
 
   dispose(): void {

@@ -1,8 +1,10 @@
 export { snnl, snnlDetails, type SnnlDetails } from './snnl.js';
 export { snnlNaive } from './naive.js';
+export { snnlAtTemperatures, type SnnlAtTemperatures } from './sweep.js';
 export {
   annealedTemperature,
   optimalTemperature,
+  snnlCeiling,
   type OptimalTemperature,
   type OptimalTemperatureOptions,
 } from './temperature.js';

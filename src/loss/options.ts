@@ -19,7 +19,11 @@ export interface SnnlOptions {
   preset?: PresetName;
   /** 'mean' over the counted rows (default), 'sum', or 'none' for one value per example. */
   reduction?: Reduction;
-  /** Rows per block: memory grows with b x blockSize instead of b x b. Default: the whole batch. */
+  /**
+   * Rows per block: memory grows with b x blockSize instead of b x b. Default: the whole batch up to
+   * b = 8192 (4096 on wasm), above that as many rows as keep a block's b x blockSize matrices at 64M
+   * entries (256 MB of float32 each; 16M on wasm), so a large data set never needs b x b memory.
+   */
   blockSize?: number;
   /** Reject NaN and Infinity in the features, naming the row (reads one flag per row). Default true. */
   checkFinite?: boolean;
@@ -50,6 +54,19 @@ export function checkTemperature(value: unknown, subject = 'temperature'): numbe
   return value;
 }
 
+/**
+ * Entries of one b x blockSize matrix under the default block size: 64M (256 MB of float32), 16M on the
+ * wasm backend, whose heap (at most 4 GB) holds every live tensor of a block.
+ */
+export function defaultBlockEntries(): number {
+  return tf.getBackend() === 'wasm' ? 1 << 24 : 1 << 26;
+}
+
+/** The default rows per block for a batch of b: all of them while b x b fits `entries`, else entries / b. */
+export function defaultBlockSize(b: number, entries = defaultBlockEntries()): number {
+  return Math.max(1, Math.min(b, Math.floor(entries / Math.max(1, b))));
+}
+
 export function resolveOptions(options: SnnlOptions, batchSize: number): ResolvedOptions {
   const presetName = checkOneOf(options.preset ?? DEFAULTS.preset, PRESETS, 'preset');
   const preset = getPreset(presetName);
@@ -57,7 +74,7 @@ export function resolveOptions(options: SnnlOptions, batchSize: number): Resolve
     presetName,
     options.distance === undefined ? undefined : checkOneOf(options.distance, DISTANCES, 'distance'),
   );
-  const blockSize = options.blockSize ?? batchSize;
+  const blockSize = options.blockSize ?? defaultBlockSize(batchSize);
   if (!Number.isInteger(blockSize) || blockSize < 1) {
     throw new InputError('blockSize', `expected a whole number of rows above 0, got ${String(blockSize)}`);
   }

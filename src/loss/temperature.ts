@@ -2,15 +2,15 @@
  * Temperature rules: fixed (a number), annealed, and optimal.
  *
  * - annealed (pt-snnl): T(epoch) = 1 / (1 + epoch)^0.55, epochs counted from 0.
- * - optimal (the paper's l'(X, y) = min over T > 0 of l_sn(X, y, T)): a converged search on log T that
- *   uses dLoss/dT = -sum_ij H_ij D_ij / T, or the reference code's rule, one gradient step (rate 0.1) on
- *   a multiplier t of the inverse temperature (T = T0 / t, t starting at 1) per evaluation.
+ * - optimal (the paper's l'(X, y) = min over T > 0 of l_sn(X, y, T)): a converged search on log T over
+ *   sweeps of the loss (sweep.ts: the distances are computed once per block for every temperature, and
+ *   the native kernel also gives the slope and curvature), or the reference code's rule, one gradient
+ *   step (rate 0.1) on a multiplier t of the inverse temperature (T = T0 / t, t starting at 1).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { checkOneOf, InputError } from '../errors.js';
 import { checkTemperature, type Labels, type SnnlOptions } from './options.js';
-import { blockRanges, blockTensors, makeBatch, makeBlock, type PairBatch } from './snnl.js';
-import { asColumn, rowSlice } from './shape.js';
+import { withSweep, type Sweep } from './sweep.js';
 
 /** pt-snnl's schedule: 1 / (1 + epoch)^0.55 (1.0, 0.683, ..., 0.282 at epoch 9). */
 export function annealedTemperature(epoch: number): number {
@@ -41,80 +41,25 @@ export interface OptimalTemperature {
   atBoundary?: boolean;
 }
 
-/** Loss and dLoss/dT at one temperature, with the batch's distances computed once. */
-interface Evaluator {
-  at(temperature: number): { loss: number; slope: number };
-  /** Smallest positive and largest distance between distinct rows. */
-  range: { min: number; max: number };
-  dispose(): void;
-}
-
-function evaluator(batch: PairBatch): Evaluator {
-  const { distance, formula } = batch.options;
-  const b = batch.labels.length;
-  const ranges = blockRanges(b, batch.options.blockSize);
-  const blocks = ranges.map(([start, end]) => makeBlock(batch, start, end));
-  const distances = tf.tidy(() => {
-    blocks.forEach((block) => blockTensors(block).forEach((t) => tf.keep(t)));
-    const prepared = distance.prepare(batch.x, 'rows');
-    return blocks.map((block) => prepared.rows(block));
-  });
-  const kept = { distances, blocks };
-  const weights = tf.tensor1d(batch.counted.map((c) => c / Math.max(1, batch.rowsCounted)));
-  const range = tf.tidy(() => {
-    let min = Infinity;
-    let max = 0;
-    kept.distances.forEach((d, k) => {
-      const offDiagonal = tf.cast(kept.blocks[k]!.offDiagonal, 'bool');
-      const positive = tf.logicalAnd(tf.greater(d, 0), offDiagonal);
-      min = Math.min(min, tf.min(tf.where(positive, d, tf.fill(d.shape, Infinity))).dataSync()[0]!);
-      max = Math.max(max, tf.max(d).dataSync()[0]!);
-    });
-    return { min, max };
-  });
-  return {
-    range,
-    at(temperature) {
-      const [loss, slope] = tf
-        .tidy(() => {
-          let lossSum: tf.Tensor = tf.scalar(0);
-          let slopeSum: tf.Tensor = tf.scalar(0);
-          kept.distances.forEach((d, k) => {
-            const block = kept.blocks[k]!;
-            const rows = formula.rows(d, temperature, block);
-            const w = rowSlice(weights, block.start, block.end);
-            lossSum = tf.add(lossSum, tf.sum(tf.mul(rows.loss, w)));
-            const column = rows.stats.map(asColumn);
-            const h = formula.gradient(d, temperature, block, column, asColumn(w), rows.cache);
-            slopeSum = tf.add(slopeSum, tf.div(tf.sum(tf.mul(h, d)), -temperature));
-          });
-          return [lossSum, slopeSum];
-        })
-        .map((t) => {
-          const v = t.dataSync()[0]!;
-          t.dispose();
-          return v;
-        });
-      return { loss: loss!, slope: slope! };
-    },
-    dispose() {
-      tf.dispose([kept.distances, kept.blocks.flatMap(blockTensors), weights]);
-    },
-  };
-}
-
 /** Golden-ratio constant for the section search. */
 const GOLDEN = (Math.sqrt(5) - 1) / 2;
 
-function searchOptimum(ev: Evaluator, tolerance: number): OptimalTemperature {
-  const { min, max } = ev.range;
-  if (!(max > 0)) return { temperature: 1, loss: ev.at(1).loss, atBoundary: true };
+/**
+ * The minimum over log T: the loss on a grid of 64 points (one sweep), then, in the bracket around the
+ * lowest, the root of dLoss/dlog T by Newton steps where the sweep gives the curvature, kept inside the
+ * bracket and falling back to bisection (a few sweeps instead of ~20); where the slope does not change
+ * sign in the bracket (flat, or the range's edge), golden-section on the loss.
+ */
+function searchOptimum(sweep: Sweep, tolerance: number): OptimalTemperature {
+  const { min, max } = sweep.range;
+  const lossAt = (u: number) => sweep.losses([Math.exp(u)])[0]!;
+  if (!(max > 0)) return { temperature: 1, loss: lossAt(0), atBoundary: true };
   // Beyond these ends the loss is within e^-30-ish of its limits as T -> 0 and T -> infinity.
   const lo = Math.log(Math.max(min, max * 1e-9) / 30);
   const hi = Math.log(max * 30);
   const points = 64;
   const grid = Array.from({ length: points }, (_, k) => lo + ((hi - lo) * k) / (points - 1));
-  const values = grid.map((u) => ev.at(Math.exp(u)).loss);
+  const values = sweep.losses(grid.map(Math.exp));
   // The lowest grid point, ignoring any NaN (a NaN first point must not win every comparison).
   let best = values.findIndex((v) => !Number.isNaN(v));
   if (best < 0) return { temperature: 1, loss: NaN, atBoundary: true };
@@ -123,39 +68,56 @@ function searchOptimum(ev: Evaluator, tolerance: number): OptimalTemperature {
   });
   let a = grid[Math.max(0, best - 1)]!;
   let c = grid[Math.min(points - 1, best + 1)]!;
-  // Bisection on the sign of dLoss/dlogT inside the bracket around the best grid point; where the slope
-  // does not change sign there (flat or at the range's edge), golden-section on the loss instead.
-  const slopeAt = (u: number) => ev.at(Math.exp(u)).slope;
-  if (slopeAt(a) < 0 && slopeAt(c) > 0) {
-    while (c - a > tolerance) {
-      const m = (a + c) / 2;
-      if (slopeAt(m) < 0) a = m;
-      else c = m;
+  const pointAt = (u: number) => sweep.points([Math.exp(u)])[0]!;
+  const [ends0, ends1] = sweep.points([Math.exp(a), Math.exp(c)]);
+  let u: number;
+  let loss: number | undefined;
+  if (ends0!.slope < 0 && ends1!.slope > 0) {
+    u = grid[best]!;
+    let lastStep = c - a;
+    for (let iteration = 0; iteration < 200 && c - a > tolerance; iteration++) {
+      const p = pointAt(u);
+      loss = p.loss;
+      if (p.slope === 0) break;
+      if (p.slope < 0) a = u;
+      else c = u;
+      const newton = p.curvature !== undefined && p.curvature > 0 ? u - p.slope / p.curvature : NaN;
+      const step = Math.abs(newton - u);
+      loss = undefined;
+      // A Newton step inside the bracket that at least halves the previous step, else bisection.
+      if (newton > a && newton < c && step <= lastStep / 2) {
+        u = newton;
+        lastStep = step;
+        if (step < tolerance / 2) break;
+      } else {
+        u = (a + c) / 2;
+        lastStep = (c - a) / 2;
+      }
     }
   } else {
     let x1 = c - GOLDEN * (c - a);
     let x2 = a + GOLDEN * (c - a);
-    let f1 = ev.at(Math.exp(x1)).loss;
-    let f2 = ev.at(Math.exp(x2)).loss;
+    let f1 = lossAt(x1);
+    let f2 = lossAt(x2);
     while (c - a > tolerance) {
       if (f1 <= f2) {
         c = x2;
         x2 = x1;
         f2 = f1;
         x1 = c - GOLDEN * (c - a);
-        f1 = ev.at(Math.exp(x1)).loss;
+        f1 = lossAt(x1);
       } else {
         a = x1;
         x1 = x2;
         f1 = f2;
         x2 = a + GOLDEN * (c - a);
-        f2 = ev.at(Math.exp(x2)).loss;
+        f2 = lossAt(x2);
       }
     }
+    u = (a + c) / 2;
   }
-  const u = (a + c) / 2;
   const temperature = Math.exp(u);
-  const loss = ev.at(temperature).loss;
+  loss ??= lossAt(u);
   const atBoundary = best === 0 || best === points - 1;
   // Keep the grid point where it is lower (a flat or noisy bracket).
   if (values[best]! < loss) return { temperature: Math.exp(grid[best]!), loss: values[best]!, atBoundary };
@@ -181,24 +143,39 @@ export function optimalTemperature(
   if (!Number.isFinite(multiplier) || multiplier <= 0) {
     throw new InputError('multiplier', `expected a finite number above 0, got ${String(multiplier)}`);
   }
-  let batch!: PairBatch;
-  tf.tidy(() => {
-    const made = makeBatch(features, labels, { ...options, temperature: 1, reduction: 'mean' });
-    batch = { ...made, x: tf.keep(made.x) };
-  });
-  const ev = evaluator(batch);
-  try {
-    if (method === 'search') return searchOptimum(ev, tolerance);
+  return withSweep(features, labels, options, (sweep) => {
+    if (method === 'search') return searchOptimum(sweep, tolerance);
     // Reference rule: t <- t - 0.1 dLoss/dt with T = T0 / t, so dLoss/dt = dLoss/dT * (-T0 / t^2).
-    const { slope } = ev.at(initial / multiplier);
+    const current = initial / multiplier;
+    const slope = sweep.points([current])[0]!.slope / current;
     const stepped = multiplier - 0.1 * slope * (-initial / (multiplier * multiplier));
     // The reference code has no guard: a step past t = 0 gives it a negative temperature and NaN. Here
     // such a step halves t instead (the temperature doubles), the direction the step wanted.
     const next = stepped > 0 && Number.isFinite(stepped) ? stepped : multiplier / 2;
     const temperature = initial / next;
-    return { temperature, loss: ev.at(temperature).loss, multiplier: next };
-  } finally {
-    ev.dispose();
-    batch.x.dispose();
+    return { temperature, loss: sweep.losses([temperature])[0]!, multiplier: next };
+  });
+}
+
+/**
+ * SNNL's limit as the temperature grows, where every other point is an equally likely neighbour: the mean
+ * over rows with a same-class partner of log((b - 1) / (n_y - 1)), n_y the size of the row's class (both
+ * formulas, to within their epsilon). The loss at the optimal temperature never exceeds it; a value near
+ * it means the classes are as mixed as random labels.
+ *
+ * @example
+ * snnlCeiling([0, 0, 1, 1]); // log(3): each point's one partner among three neighbours
+ */
+export function snnlCeiling(labels: ArrayLike<number>): number {
+  const sizes = new Map<number, number>();
+  for (let i = 0; i < labels.length; i++) sizes.set(labels[i]!, (sizes.get(labels[i]!) ?? 0) + 1);
+  let sum = 0;
+  let rows = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const n = sizes.get(labels[i]!)!;
+    if (n < 2) continue;
+    sum += Math.log((labels.length - 1) / (n - 1));
+    rows++;
   }
+  return rows === 0 ? 0 : sum / rows;
 }

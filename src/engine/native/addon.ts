@@ -113,6 +113,19 @@ export interface NativeAddon {
     epsilon: number,
   ): void;
   snnlBackward(out: F, x: F, shape: number[], k: F, weights: F, distance: number): void;
+  snnlRange(out: Float64Array, x: F, shape: number[], distance: number, blockRows: number): void;
+  snnlSweep(
+    out: Float64Array,
+    x: F,
+    shape: number[],
+    distance: number,
+    blockRows: number,
+    labels: Int32Array,
+    weights: F,
+    epsilon: number,
+    temperatures: Float64Array,
+    derivatives: boolean,
+  ): void;
   adam(
     outValue: F,
     outM: F,
@@ -185,7 +198,7 @@ export function loadAddon(): { addon: NativeAddon } | { reason: string } {
 }
 
 /** Functions added after the first release: an addon built from older sources lacks them. */
-const REQUIRED_FUNCTIONS = ['topK', 'knnMerge', 'tile', 'batchNorm'] as const;
+const REQUIRED_FUNCTIONS = ['topK', 'knnMerge', 'tile', 'batchNorm', 'snnlSweep', 'snnlRange'] as const;
 
 /** Where the addon's op codes differ from src/kernel-names.ts (an addon built from other sources), if anywhere. */
 export function codeMismatch(addon: Partial<NativeAddon>): string | undefined {
