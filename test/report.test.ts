@@ -1,12 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runToy, TOY_DEFAULTS } from '../src/experiments/toy.js';
 import { runAll } from '../src/experiments/runs.js';
 import { quickstartPlan } from '../src/experiments/quickstart.js';
-import { buildReport, findRuns } from '../src/report/report.js';
+import { buildReport, describeRuns, entanglementCell, findRuns } from '../src/report/report.js';
+import { markdownToHtml } from '../src/report/markdown.js';
+import { htmlTable } from '../src/report/html.js';
+import type { TrainConfig } from '../src/training/config.js';
 import { accuracySpec, curvesSpec } from '../src/report/figures.js';
 import { writeToyReport } from '../src/report/toy.js';
 import { InputError } from '../src/errors.js';
@@ -105,9 +108,75 @@ describe('report', () => {
     for (const label of ['baseline', 'SNNL a=10, T=0.1', 'SNNL a=-10, T=0.1']) expect(html).toContain(label);
   }, 120_000);
 
+  it('says what the page holds, lists the run folders, and flags a value no search could give', async () => {
+    const copy = join(root, 'suspect');
+    cpSync(experiment, copy, { recursive: true });
+    // A pre-fix spike: the last epoch's optimal-T SNNL of fc1 set far above the ceiling (about log 10).
+    const metrics = join(copy, 'baseline', 'metrics.jsonl');
+    const lines = readFileSync(metrics, 'utf8').trim().split('\n');
+    const last = JSON.parse(lines.at(-1)!) as { entanglement: Record<string, { optimalLoss: number }> };
+    last.entanglement['fc1']!.optimalLoss = 9.2;
+    writeFileSync(metrics, [...lines.slice(0, -1), JSON.stringify(last)].join('\n') + '\n');
+    writeFileSync(join(copy, 'table.md'), '# Title\n\n## MNIST\n\n| Model | test |\n|---|---|\n| Baseline | 98.5 |\n');
+    const html = readFileSync(await buildReport(copy, { points: 40 }), 'utf8');
+    expect(html).toContain(
+      '3 runs: mlp on mnist; 3 configurations (baseline; a=10, T=0.1; a=-10, T=0.1); 1 seed (1234)',
+    );
+    expect(html).toMatch(/<summary>The 3 run folders<\/summary><ul><li>baseline<\/li>/);
+    expect(html).toMatch(/<td class="suspect" title="above the ceiling 2\.\d{3}[^"]*">9\.200 &#9888;<\/td>/);
+    expect(html).toContain('1 value cannot be right');
+    // table.md as an HTML table under its own heading, not as preformatted text.
+    expect(html).not.toContain('<pre>');
+    expect(html).toContain('<h3>MNIST</h3>');
+    expect(html).toContain('<h1>Title</h1>');
+    expect(html).toContain('<td>Baseline</td><td>98.5</td>');
+  }, 120_000);
+
   it('refuses a folder without runs, or whose runs have not finished an epoch', async () => {
     await expect(buildReport(root + '/nothing')).rejects.toThrow(InputError);
     await expect(buildReport(mkdtempSync(join(tmpdir(), 'empty-')))).rejects.toThrow(/holds no run/);
+  });
+});
+
+describe('the pieces of a report page', () => {
+  it("turns snnl's Markdown (headings, pipe tables, paragraphs, code) into HTML, escaped", () => {
+    const md = '# Top\n\nSome `code` and <b>\ntext.\n\n| a | b |\n|---|---:|\n| 1 | x<y |\n| 2 | 3 |\n\nAfter.';
+    expect(markdownToHtml(md, 1).split('\n')).toEqual([
+      '<h2>Top</h2>',
+      '<p>Some <code>code</code> and &lt;b&gt; text.</p>',
+      '<table><thead><tr><th>a</th><th>b</th></tr></thead><tbody>',
+      '<tr><td>1</td><td>x&lt;y</td></tr>',
+      '<tr><td>2</td><td>3</td></tr>',
+      '</tbody></table>',
+      '<p>After.</p>',
+    ]);
+    // A line of pipes with no rule under it is text, not a table.
+    expect(markdownToHtml('| not | a table |')).toBe('<p>| not | a table |</p>');
+  });
+
+  it('flags entanglement values that are not finite, negative, or above the ceiling', () => {
+    expect(entanglementCell(0.5, 2.3)).toBe('0.500');
+    expect(entanglementCell(2.3, 2.3)).toBe('2.300');
+    expect(entanglementCell(0.5, undefined)).toBe('0.500');
+    expect(entanglementCell(9.2, 2.3)).toMatchObject({
+      text: '9.200',
+      suspect: expect.stringMatching(/above the ceiling 2.300/),
+    });
+    expect(entanglementCell(NaN, 2.3)).toMatchObject({ text: 'NaN', suspect: 'not a finite number' });
+    expect(entanglementCell(-0.1, 2.3)).toMatchObject({ suspect: expect.stringMatching(/below 0/) });
+    expect(htmlTable(['a'], [[{ text: '9', suspect: 'why "this"' }]])).toContain(
+      '<td class="suspect" title="why &quot;this&quot;">9 &#9888;</td>',
+    );
+  });
+
+  it('describes one run, and a page of many by what they share and how they differ', () => {
+    const base = { model: 'cnn', dataset: 'mnist', factor: 0, temperature: 100, epochs: 10, batchSize: 128, seed: 1 };
+    const one = [base as TrainConfig];
+    expect(describeRuns(one)).toBe('One run: cnn on mnist, baseline, 10 epochs, batch 128, seed 1.');
+    const many = [base, { ...base, seed: 2 }, { ...base, dataset: 'fashion-mnist', factor: -10 }] as TrainConfig[];
+    expect(describeRuns(many)).toBe(
+      '3 runs: cnn on mnist and fashion-mnist; 2 configurations (baseline; a=-10, T=100); 2 seeds (1, 2); 10 epochs, batch 128.',
+    );
   });
 });
 

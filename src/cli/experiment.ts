@@ -11,6 +11,7 @@ import { writeAtomic } from '../io/atomic.js';
 import { quickstart } from '../experiments/quickstart.js';
 import { runToy, TOY_DEFAULTS } from '../experiments/toy.js';
 import { writeToyReport } from '../report/toy.js';
+import { cellText } from '../report/html.js';
 import { buildReport, resultsTable } from '../report/report.js';
 import { parseNumberFlag } from './train-flags.js';
 import { formatSeconds } from '../format.js';
@@ -49,7 +50,7 @@ export async function quickstartCommand(flags: {
   const table = resultsTable(outcomes.map((o) => ({ label: o.name, dir: o.dir, history: o.history })));
   return [
     '',
-    formatTable([table.header, ...table.rows]),
+    formatTable([table.header, ...table.rows.map((r) => r.map(cellText))]),
     '',
     `finished in ${formatSeconds((performance.now() - started) / 1000)}; report: ${report}`,
   ].join('\n');

@@ -17,7 +17,7 @@ import { InputError } from '../errors.js';
 import { writeAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { tsne2d } from './embedding.js';
 import { CONFIG, imageSvg, svgToPng, toSvg, type Row } from './figures.js';
-import { escape, htmlTable } from './report.js';
+import { escape, htmlTable, PAGE_STYLE } from './html.js';
 
 /** A setting a representation is measured at: 'optimal' or a fixed temperature as written. */
 export type Setting = 'optimal' | string;
@@ -327,10 +327,7 @@ export async function buildGanReport(dir: string, options: GanReportOptions = {}
   const page = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>snnl: real vs generated (${escape(config.dataset)}, seed ${config.seed})</title>
 <style>
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
-td:first-child, th:first-child { text-align: left; } figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; }
-figcaption { color: #555; font-size: 90%; } .meta { color: #666; font-size: 90%; }
+${PAGE_STYLE}
 </style></head><body>
 <h1>Real vs generated data: SNNL over a GAN's training</h1>
 <p class="meta">${escape(`A DCGAN on ${config.dataset}, ${last.step} of ${config.steps} steps, batch ${config.batchSize}, Adam ${config.lr} (beta1 ${config.beta1}), code ${config.codeSize}, seed ${config.seed}; probe: ${config.probeSize} held-out real test images (label 0) and ${config.probeSize} generated from a fixed code (label 1), ${config.distance} distance; classifier: ${config.classifier ?? 'none'}; backend ${stored.backend}; snnl ${stored.versions.snnl}, commit ${stored.commit ?? 'unknown'}; ${last.seconds.toFixed(0)} s of training.`)}</p>

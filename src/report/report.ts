@@ -12,6 +12,11 @@ import { readProbes } from '../training/probes.js';
 import type { EpochMetrics } from '../training/loop.js';
 import { loadTrainedNetwork, readHistory, readStoredConfig, runFiles } from '../training/run-store.js';
 import { writeAtomic } from '../io/atomic.js';
+import { loadDataset } from '../data/datasets.js';
+import { snnlCeiling } from '../loss/temperature.js';
+import type { TrainConfig } from '../training/config.js';
+import { escape, htmlTable, PAGE_STYLE, type Cell } from './html.js';
+import { markdownToHtml } from './markdown.js';
 import { umap2d } from './embedding.js';
 import { accuracySpec, curvesSpec, embeddingSpec, probesSpec, svgToPng, toSvg, type Row } from './figures.js';
 
@@ -21,6 +26,8 @@ export interface RunSummary {
   history: EpochMetrics[];
   /** What the figures group by: the SNNL settings (color), the data set (panel row) and the seed. */
   group?: { settings: string; dataset: string; seed: number };
+  /** SNNL's ceiling on the run's evaluation sample (snnlCeiling), where its data set can be read. */
+  ceiling?: number;
 }
 
 /** The run folders of `dir`: itself if it is one, else the runs in its sub-folders, two levels deep. */
@@ -47,19 +54,25 @@ export function runLabel(dir: string, detailed = false): string {
   return detailed ? `${config.dataset} ${settings} s${config.seed}` : settings;
 }
 
-/** Text made safe inside HTML (elements and attribute values). */
-export const escape = (s: string) =>
-  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-
-/** An HTML table from a header and rows of cells. */
-export function htmlTable(header: string[], rows: string[][]): string {
-  const head = header.map((h) => `<th>${escape(h)}</th>`).join('');
-  const body = rows.map((r) => `<tr>${r.map((c) => `<td>${escape(c)}</td>`).join('')}</tr>`).join('\n');
-  return `<table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+/**
+ * An optimal-temperature SNNL as a table cell, flagged where it cannot be right: not finite, below 0, or
+ * above the ceiling (the T -> infinity limit, which the minimum over T never exceeds).
+ */
+export function entanglementCell(value: number, ceiling: number | undefined): Cell {
+  const text = Number.isFinite(value) ? value.toFixed(3) : String(value);
+  if (!Number.isFinite(value)) return { text, suspect: 'not a finite number' };
+  if (value < 0) return { text, suspect: 'below 0: SNNL is never negative' };
+  if (ceiling !== undefined && value > ceiling * 1.001) {
+    return {
+      text,
+      suspect: `above the ceiling ${ceiling.toFixed(3)} (SNNL as T grows), which the optimal temperature's value never exceeds: a failed search`,
+    };
+  }
+  return text;
 }
 
 /** Per-run rows of the results table: final and best test accuracy and the last epoch's entanglement. */
-export function resultsTable(runs: RunSummary[]): { header: string[]; rows: string[][] } {
+export function resultsTable(runs: RunSummary[]): { header: string[]; rows: Cell[][] } {
   const layers = [...new Set(runs.flatMap((r) => Object.keys(r.history.at(-1)?.entanglement ?? {})))];
   const header = ['run', 'epochs', 'test accuracy', 'best', ...layers.map((l) => `SNNL ${l} (optimal T)`)];
   const rows = runs.map((r) => {
@@ -70,16 +83,54 @@ export function resultsTable(runs: RunSummary[]): { header: string[]; rows: stri
       String(r.history.length),
       last?.test.accuracy != null ? `${(100 * last.test.accuracy).toFixed(2)}%` : '-',
       accuracies.length ? `${(100 * Math.max(...accuracies)).toFixed(2)}%` : '-',
-      ...layers.map((l) => (last?.entanglement[l] ? last.entanglement[l]!.optimalLoss.toFixed(3) : '-')),
+      ...layers.map((l) =>
+        last?.entanglement[l] ? entanglementCell(last.entanglement[l]!.optimalLoss, r.ceiling) : '-',
+      ),
     ];
   });
   return { header, rows };
 }
 
-/** A reproduction's table.md, shown as it is. */
+/** A reproduction's table.md, as HTML tables (its headings one level down). */
 function reproductionTable(dir: string): string[] {
   const path = join(dir, 'table.md');
-  return existsSync(path) ? [`<h2>Table</h2><pre>${escape(readFileSync(path, 'utf8'))}</pre>`] : [];
+  if (!existsSync(path)) return [];
+  const markdown = readFileSync(path, 'utf8').replace(/^# .*\n/, '');
+  return [`<h2>Table</h2>\n${markdownToHtml(markdown, 1)}`];
+}
+
+/** The first heading of a reproduction's table.md, as the page's title. */
+function tableTitle(dir: string): string | undefined {
+  const path = join(dir, 'table.md');
+  return existsSync(path) ? /^# (.*)$/m.exec(readFileSync(path, 'utf8'))?.[1] : undefined;
+}
+
+/** SNNL's ceiling on a run's evaluation sample; undefined where its data set cannot be read here. */
+function ceilingOf(config: TrainConfig): number | undefined {
+  try {
+    const dataset = loadDataset(config.dataset, config.dataDir);
+    const sample = evaluationSample(dataset, config.evalSample, config.seed);
+    return snnlCeiling(Array.from(sample, (i) => dataset.test.labels[i]!));
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a page of runs holds, in one sentence: models, data sets, settings, seeds, epochs. */
+export function describeRuns(configs: TrainConfig[]): string {
+  const list = <T>(values: T[]) => [...new Set(values.map(String))];
+  const and = (items: string[]) =>
+    items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+  const settings = list(configs.map((c) => (c.factor === 0 ? 'baseline' : `a=${c.factor}, T=${c.temperature}`)));
+  const seeds = list(configs.map((c) => c.seed));
+  const epochs = list(configs.map((c) => c.epochs));
+  const batches = list(configs.map((c) => c.batchSize));
+  const what = `${and(list(configs.map((c) => c.model)))} on ${and(list(configs.map((c) => c.dataset)))}`;
+  if (configs.length === 1) {
+    return `One run: ${what}, ${settings[0]}, ${epochs[0]} epochs, batch ${batches[0]}, seed ${seeds[0]}.`;
+  }
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  return `${configs.length} runs: ${what}; ${plural(settings.length, 'configuration')} (${settings.join('; ')}); ${plural(seeds.length, 'seed')} (${seeds.join(', ')}); ${epochs.join(' or ')} epochs, batch ${batches.join(' or ')}.`;
 }
 
 export interface ReportOptions {
@@ -122,7 +173,7 @@ export async function buildReport(dir: string, options: ReportOptions = {}): Pro
   const runs: RunSummary[] = found.map((d) => {
     const c = configs.get(d)!;
     const group = { settings: runLabel(d), dataset: c.dataset, seed: c.seed };
-    return { dir: d, label: runLabel(d, detailed), history: readHistory(d), group };
+    return { dir: d, label: runLabel(d, detailed), history: readHistory(d), group, ceiling: ceilingOf(c) };
   });
   const groupOf = (r: RunSummary) => ({ config: r.group!.settings, dataset: r.group!.dataset, seed: r.group!.seed });
   const finished = runs.filter((r) => r.history.length > 0);
@@ -201,21 +252,28 @@ export async function buildReport(dir: string, options: ReportOptions = {}): Pro
   }
   for (const f of figures) writeAtomic(join(dir, `${f.name}.png`), svgToPng(f.svg));
   const table = resultsTable(finished);
-  const { config, backend, versions } = readStoredConfig(finished[0]!.dir);
+  const { backend, versions } = readStoredConfig(finished[0]!.dir);
+  const suspects = table.rows.flat().filter((c) => typeof c !== 'string').length;
+  const suspectNote =
+    suspects > 0
+      ? `<p class="meta">&#9888; ${suspects} value${suspects === 1 ? '' : 's'} cannot be right (hover for why): the optimal temperature's SNNL is never negative and never above its ceiling, SNNL's value as T grows (about log 10 = 2.3 for ten balanced classes).</p>`
+      : '';
+  const title = options.title ?? tableTitle(dir) ?? 'snnl report';
+  const runList = finished.map((r) => `<li>${escape(relative(dir, r.dir) || '.')}</li>`).join('');
   const page = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escape(options.title ?? 'snnl report')}</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escape(title)}</title>
 <style>
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
-td:first-child, th:first-child { text-align: left; } figure { margin: 1.5em 0; } figcaption { color: #555; font-size: 90%; }
-.meta { color: #666; font-size: 90%; }
+${PAGE_STYLE}
 </style></head><body>
-<h1>${escape(options.title ?? 'snnl report')}</h1>
-<p class="meta">${escape(`${config.model} on ${config.dataset}, ${config.epochs} epochs, batch ${config.batchSize}, seed ${config.seed}; backend ${backend}; snnl ${versions.snnl}, tfjs ${versions.tfjs}, Node ${versions.node}. Runs: ${finished.map((r) => relative(dir, r.dir) || '.').join(', ')}`)}</p>
+<h1>${escape(title)}</h1>
+<p>${escape(describeRuns(finished.map((r) => configs.get(r.dir)!)))}</p>
+<p class="meta">${escape(`Backend ${backend}; snnl ${versions.snnl}, tfjs ${versions.tfjs}, Node ${versions.node} (of the first run).`)}</p>
+${finished.length > 1 ? `<details class="meta"><summary>The ${finished.length} run folders</summary><ul>${runList}</ul></details>` : ''}
 ${[...(options.sections ?? []), ...reproductionTable(dir)].join('\n')}
 <h2>Results</h2>
 <p>Test accuracy on the real test split; entanglement is the SNNL of each hidden layer on a fixed sample of test images, at the temperature that minimizes it. Lower means the classes are more separated.</p>
 ${htmlTable(table.header, table.rows)}
+${suspectNote}
 ${figures.map((f) => `<figure id="${f.name}">${f.svg}<figcaption>${escape(f.name)} (also ${f.name}.png)</figcaption></figure>`).join('\n')}
 ${notes.join('\n')}
 </body></html>
