@@ -405,6 +405,23 @@ std::pair<at::Tensor, at::Tensor> prepareRows(const at::Tensor& x, Distance dist
   return {rows, at::Tensor()};
 }
 
+// The BLAS's symmetric rank-k update (every BLAS has it; LibTorch's libblas.so.3 is OpenBLAS here).
+extern "C" void ssyrk_(const char* uplo, const char* trans, const int* n, const int* k, const float* alpha,
+                       const float* a, const int* lda, const float* beta, float* c, const int* ldc);
+
+// out (b x b) = rows rows^T by a symmetric rank-k update: half the multiply-adds of a general product
+// (which computes both triangles). In column-major terms rows (b x d, row-major) is A = rows^T (d x b), and
+// C = A^T A; the BLAS writes C's upper triangle (column-major), the lower triangle of `out` row-major; the
+// other triangle is copied.
+void gram(at::Tensor& out, const at::Tensor& rows) {
+  const int n = static_cast<int>(rows.size(0)), k = static_cast<int>(rows.size(1));
+  const float alpha = 1.0f, beta = 0.0f;
+  float* c = out.data_ptr<float>();
+  ssyrk_("U", "T", &n, &k, &alpha, rows.data_ptr<float>(), &k, &beta, c, &n);
+  for (int i = 0; i < n; i++)
+    for (int j = i + 1; j < n; j++) c[i * n + j] = c[j * n + i];
+}
+
 // snnlForward(outLoss [b], outK [b, b], x, [b, d], labels, distance, temperature, epsilon (< 0: log-sum-exp))
 // K is dLoss/dD per unit row weight (for Euclidean, dLoss/dS with S the squared distance), so that the
 // backward pass is H = K * w (rows), A = H + H^T and one product. outK holds, in turn, the Gram matrix,
@@ -424,7 +441,7 @@ Napi::Value SnnlForward(const Napi::CallbackInfo& info) {
     const float invT = static_cast<float>(1.0 / t);
 
     auto [rows, norms] = prepareRows(x, distance);
-    at::mm_out(outK, rows, rows.t());
+    gram(outK, rows);
     at::Tensor sq;
     if (distance != kCosine) sq = rows.square().sum(1);
     const float* s = sq.defined() ? sq.data_ptr<float>() : nullptr;

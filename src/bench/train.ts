@@ -116,6 +116,13 @@ function snnlSide(c: Case): () => number {
       });
     return () => timeSteps(step, c.batch, c.steps);
   }
+  const step = stepOf(c);
+  return () => timeSteps(step, c.batch, c.steps);
+}
+
+/** One training step of an mlp or cnn case (a fresh network and optimizer, seed 1). */
+function stepOf(c: Case): () => void {
+  const labels = Int32Array.from({ length: c.batch }, (_, i) => (i * 7) % 10);
   const net = buildNetwork(c.kind as ModelName, c.shape!, 10, 1);
   const optimizer = new FusedAdamOptimizer(1e-3);
   const batch = {
@@ -133,7 +140,7 @@ function snnlSide(c: Case): () => number {
     snnl: { preset: 'pt-snnl' as const, distance: 'cosine' as const, checkFinite: false },
     multipliers: [],
   };
-  return () => timeSteps(() => void trainStep(net, optimizer, batch, spec), c.batch, c.steps);
+  return () => void trainStep(net, optimizer, batch, spec);
 }
 
 interface TorchResult {
@@ -159,24 +166,33 @@ function torchSide(c: Case, threads: number): TorchResult {
   );
 }
 
-/** What SNNL on every hidden layer costs against the plain step of the same network, per side. */
-function snnlOverhead(
-  results: Array<Record<string, unknown>>,
-  backends: string[],
-): { lines: string[]; values: Record<string, number> } {
-  const withSnnl = results.find((r) => r['case'] === 'CNN 28x28x1 + SNNL (5 layers)');
-  const plain = results.find((r) => r['case'] === 'CNN 28x28x1 plain step (no SNNL)');
-  if (!withSnnl || !plain) return { lines: [], values: {} };
-  const values: Record<string, number> = {};
-  const sides = [...backends.map((b) => [b, `${b}ImagesPerSecond`]), ['PyTorch', 'torchImagesPerSecond']];
-  for (const [side, key] of sides) {
-    const a = withSnnl[key!] as number | null;
-    const p = plain[key!] as number | null;
-    // Time per image with SNNL over time per image without, minus one.
-    if (a && p) values[side!] = p / a - 1;
+/** Steps of each kind in the interleaved overhead measurement (after 3 warm-up steps of each). */
+const OVERHEAD_STEPS = 24;
+
+/**
+ * What SNNL on the CNN's 5 hidden layers costs over its plain step, on the backend in use: the two steps
+ * interleaved one by one on twin networks, so that drift in the machine's speed (rounds of the table above
+ * moved by 15% here) falls on both alike. Returns time with SNNL over time without, minus one.
+ */
+function interleavedOverhead(): number {
+  const c = CASES.find((k) => k.name === 'CNN 28x28x1 + SNNL (5 layers)')!;
+  const withSnnl = stepOf(c);
+  const plain = stepOf({ ...c, factor: 0 });
+  for (let k = 0; k < 3; k++) {
+    withSnnl();
+    plain();
   }
-  const parts = Object.entries(values).map(([side, v]) => `${side} ${(100 * v).toFixed(1)}%`);
-  return { lines: [`\nSNNL on the CNN's 5 hidden layers costs, over the plain step: ${parts.join(', ')}`], values };
+  let a = 0;
+  let p = 0;
+  for (let k = 0; k < OVERHEAD_STEPS; k++) {
+    const t0 = performance.now();
+    withSnnl();
+    const t1 = performance.now();
+    plain();
+    a += t1 - t0;
+    p += performance.now() - t1;
+  }
+  return a / p - 1;
 }
 
 /** The snnl backends to measure: SNNL_BENCH_BACKENDS, else native (when built) and wasm. */
@@ -261,8 +277,17 @@ async function main(): Promise<void> {
     console.log(rows.at(-1)!.join('  |  '));
   }
   console.log('\n' + formatTable(rows));
-  const overhead = snnlOverhead(results, backends);
-  overhead.lines.forEach((line) => console.log(line));
+  const overhead: Record<string, number> = {};
+  if (kinds === undefined || kinds.includes('cnn')) {
+    for (const b of backends) {
+      await useBackend(b);
+      overhead[b] = interleavedOverhead();
+    }
+    const parts = Object.entries(overhead).map(([b, v]) => `${b} ${(100 * v).toFixed(1)}%`);
+    console.log(
+      `\nSNNL on the CNN's 5 hidden layers costs, over its plain step (${OVERHEAD_STEPS} interleaved steps each): ${parts.join(', ')}`,
+    );
+  }
   const out = process.env['SNNL_BENCH_OUT'] ?? 'bench-results.json';
   const record = {
     date: new Date().toISOString(),
@@ -272,7 +297,7 @@ async function main(): Promise<void> {
     tfjs: tf.version.tfjs,
     openblas: blas,
     results,
-    snnlOverhead: overhead.values,
+    snnlOverhead: overhead,
   };
   writeAtomic(out, JSON.stringify(record, null, 2) + '\n');
   console.log(`\nwritten: ${out}`);
