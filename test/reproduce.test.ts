@@ -86,6 +86,8 @@ describe('snnl reproduce', () => {
       '256',
       '--eval-sample',
       '40',
+      '--points',
+      '20',
       '--data-dir',
       out,
       '--out',

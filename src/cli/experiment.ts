@@ -56,13 +56,12 @@ export async function quickstartCommand(flags: {
   ].join('\n');
 }
 
+/** --points: test images per UMAP picture of a report. */
+const pointsFlag = (value: string) =>
+  parseNumberFlag(value, '--points', (n) => whole(n) && n >= 20, 'a whole number of at least 20')!;
+
 export async function reportCommand(dir: string, flags: { points: string; backend?: string }): Promise<string> {
-  const points = parseNumberFlag(
-    flags.points,
-    '--points',
-    (n) => whole(n) && n >= 20,
-    'a whole number of at least 20',
-  )!;
+  const points = pointsFlag(flags.points);
   await useBackend(flags.backend);
   const path = await buildReport(dir, { points, log });
   return `report: ${path}`;
@@ -115,6 +114,7 @@ export async function reproduceCommand(flags: {
   evalSample?: string;
   backend?: string;
   tableOnly?: boolean;
+  points: string;
 }): Promise<string> {
   const datasets = flags.datasets
     .split(',')
@@ -140,6 +140,7 @@ export async function reproduceCommand(flags: {
     (n) => whole(n) && n >= 2,
     'a whole number of at least 2',
   );
+  const points = pointsFlag(flags.points);
   await useBackend(flags.backend);
   const started = performance.now();
   log(
@@ -179,6 +180,6 @@ export async function reproduceCommand(flags: {
     JSON.stringify({ context, cells: result.cells, skipped: result.skipped }, null, 2) + '\n',
   );
   log('writing the report');
-  const report = await buildReport(flags.out, { title: 'SNNL results table, reproduced', points: 400, log });
+  const report = await buildReport(flags.out, { title: 'SNNL results table, reproduced', points, log });
   return `${markdown}\nwritten: ${join(flags.out, 'table.md')}, ${join(flags.out, 'table.json')}, ${report}`;
 }

@@ -187,6 +187,7 @@ export function buildProgram(): Command {
     .option('--train-subset <n>', 'train on this many examples for a quick look (not comparable with the table)')
     .option('--eval-sample <n>', 'test images on which per-layer SNNL is measured each epoch')
     .option('--table-only', 'write the table and report from the runs finished so far; train nothing')
+    .option('--points <n>', "test images per UMAP picture of the report (the first seed's runs)", '400')
     .addOption(backendOption())
     .exitOverride()
     .action(async (flags: Parameters<typeof reproduceCommand>[0]) => {
