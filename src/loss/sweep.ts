@@ -11,7 +11,7 @@
  *     log-sum-exp, beta = 1/T:  dl_i/dbeta = E_Q[D] - E_P[D],  d2l_i/dbeta2 = Var_P[D] - Var_Q[D]
  *
  * (P the neighbour distribution over all j != i, Q over same-class partners). Elsewhere the same loss is
- * composed from tfjs ops, with dLoss/dlog T from the closed-form H = dLoss/dD: -sum_ij H_ij D_ij / T * T.
+ * composed from tfjs ops, with dLoss/dlog T = T dLoss/dT = -sum_ij H_ij D_ij from the closed-form H = dLoss/dD.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { SNNL_DISTANCE_RANGE, SNNL_SWEEP, type KernelDistance, type SnnlSweepAttrs } from '../kernel-names.js';
@@ -34,13 +34,11 @@ export interface SweepPoint {
 
 /** A batch ready to be evaluated at any temperature. */
 export interface Sweep {
-  /** Smallest positive and largest distance between distinct rows. */
+  /** Smallest positive and largest distance between distinct rows (computed when first read). */
   readonly range: { min: number; max: number };
-  /** Whether points() carry the curvature (Newton steps in the search). */
-  readonly curvature: boolean;
   /** The loss at each temperature. */
   losses(temperatures: number[]): number[];
-  /** The loss and its derivatives at each temperature. */
+  /** The loss and its derivatives at each temperature (the curvature where the backend's kernel gives it). */
   points(temperatures: number[]): SweepPoint[];
   dispose(): void;
 }
@@ -90,7 +88,6 @@ function kernelSweep(batch: PairBatch): Sweep {
       }
       return range;
     },
-    curvature: true,
     losses: (temperatures) => evaluate(temperatures, false).map((p) => p.loss),
     points: (temperatures) => evaluate(temperatures, true),
     dispose: () => tf.dispose([labels, weights]),
@@ -128,12 +125,16 @@ function composedSweep(batch: PairBatch): Sweep {
         }),
       );
     });
-  const range = { min: Infinity, max: 0 };
-  eachBlock((d, block) => {
-    const positive = tf.logicalAnd(tf.greater(d, 0), tf.cast(block.offDiagonal, 'bool'));
-    range.min = Math.min(range.min, tf.min(tf.where(positive, d, tf.fill(d.shape, Infinity))).dataSync()[0]!);
-    range.max = Math.max(range.max, tf.max(d).dataSync()[0]!);
-  });
+  let range: { min: number; max: number } | undefined;
+  const rangeOf = () => {
+    const found = { min: Infinity, max: 0 };
+    eachBlock((d, block) => {
+      const positive = tf.logicalAnd(tf.greater(d, 0), tf.cast(block.offDiagonal, 'bool'));
+      found.min = Math.min(found.min, tf.min(tf.where(positive, d, tf.fill(d.shape, Infinity))).dataSync()[0]!);
+      found.max = Math.max(found.max, tf.max(d).dataSync()[0]!);
+    });
+    return found;
+  };
   const evaluate = (temperatures: number[], withSlope: boolean): SweepPoint[] => {
     const loss = new Float64Array(temperatures.length);
     const slope = new Float64Array(temperatures.length);
@@ -154,8 +155,11 @@ function composedSweep(batch: PairBatch): Sweep {
     return temperatures.map((temperature, t) => ({ temperature, loss: loss[t]!, slope: slope[t]! }));
   };
   return {
-    range,
-    curvature: false,
+    // Only the search needs the range: one more pass over the distances, made when first read.
+    get range() {
+      range ??= rangeOf();
+      return range;
+    },
     losses: (temperatures) => evaluate(temperatures, false).map((p) => p.loss),
     points: (temperatures) => evaluate(temperatures, true),
     dispose() {
