@@ -112,8 +112,9 @@ export async function measure(embeddingsPath: string, labelsPath: string, flags:
     let optimal: OptimalTemperature | undefined;
     if (temperature === 'optimal') optimal = optimalTemperature(x, labels, options);
     const used = optimal?.temperature ?? (temperature as number);
-    const details = snnlAtTemperatures(x, labels, [used], options);
-    const loss = details.losses[0]!;
+    // The search already took the loss at its temperature: no second pass over the data for it.
+    const details = snnlAtTemperatures(x, labels, optimal ? [] : [used], options);
+    const loss = optimal?.loss ?? details.losses[0]!;
     const preset = options.preset ?? DEFAULTS.preset;
     return {
       embeddings: embeddingsPath,
