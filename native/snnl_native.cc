@@ -937,6 +937,42 @@ Napi::Value TopK(const Napi::CallbackInfo& info) {
   });
 }
 
+// The order of a k-NN list: nearer first, ties to the lower training index, NaN last.
+using Candidate = std::pair<float, int32_t>;
+bool nearerFirst(const Candidate& a, const Candidate& b) {
+  const bool nanA = std::isnan(a.first), nanB = std::isnan(b.first);
+  if (nanA != nanB) return nanB;
+  if (!nanA && a.first != b.first) return a.first < b.first;
+  return a.second < b.second;
+}
+
+// The k first of `candidates` in that order, written to row r of a [*, k] list.
+void keepNearest(std::vector<Candidate>& candidates, int64_t k, float* outD, int32_t* outI, int64_t r) {
+  const int64_t keep = std::min<int64_t>(k, static_cast<int64_t>(candidates.size()));
+  if (keep < static_cast<int64_t>(candidates.size()))
+    std::nth_element(candidates.begin(), candidates.begin() + keep, candidates.end(), nearerFirst);
+  std::sort(candidates.begin(), candidates.begin() + keep, nearerFirst);
+  for (int64_t j = 0; j < keep; j++) {
+    outD[r * k + j] = candidates[j].first;
+    outI[r * k + j] = candidates[j].second;
+  }
+}
+
+// The k-NN steps' products q t' ([m, c], 32 MB for 2048 x 4096), written into one buffer kept between calls:
+// a fresh allocation of that size is a new mmap whose pages fault on first touch, which cost more than the
+// product itself for narrow features (measured: 39% of a 16-wide search in OpenBLAS's zeroing of C).
+// The kernels are called from JavaScript's thread only, one at a time. Products above 256 MB (chunks far
+// larger than the search's own) are not kept.
+at::Tensor productsOf(const at::Tensor& q, const at::Tensor& t) {
+  static at::Tensor workspace = at::empty({0}, at::TensorOptions().dtype(at::kFloat));
+  const int64_t size = q.size(0) * t.size(0);
+  if (size > (int64_t{64} << 20)) return at::mm(q, t.t());
+  if (workspace.numel() < size) workspace = at::empty({size}, at::TensorOptions().dtype(at::kFloat));
+  auto out = workspace.narrow(0, 0, size).view({q.size(0), t.size(0)});
+  at::mm_out(out, q, t.t());
+  return out;
+}
+
 // knnMerge(outDistances, outIndices, q, m, d, qNorms, t, c, tNorms, prevDistances, prevIndices, prevK, k, offset):
 // one step of the exact k-NN search. Squared distances of the m queries to the c training rows by one
 // GEMM (|q|^2 + |t|^2 - 2 q.t, clamped at 0), merged with each query's k' best so far (training indices
@@ -958,10 +994,10 @@ Napi::Value KnnMerge(const Napi::CallbackInfo& info) {
     const int32_t offset = info[13].As<Napi::Number>().Int32Value();
     auto q = floats(info[2], {m, d});
     auto t = floats(info[6], {c, d});
-    auto products = at::mm(q, t.t()).contiguous();
+    auto products = productsOf(q, t);
     const float* g = products.data_ptr<float>();
     at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
-      std::vector<std::pair<float, int32_t>> candidates;
+      std::vector<Candidate> candidates;
       candidates.reserve(prevK + c);
       for (int64_t r = begin; r < end; r++) {
         candidates.clear();
@@ -975,22 +1011,174 @@ Napi::Value KnnMerge(const Napi::CallbackInfo& info) {
           dist = dist > 0.0f ? dist : (std::isnan(dist) ? dist : 0.0f);
           if (open || dist < bound) candidates.emplace_back(dist, offset + static_cast<int32_t>(j));
         }
-        const auto before = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
-          const bool nanA = std::isnan(a.first), nanB = std::isnan(b.first);
-          if (nanA != nanB) return nanB;
-          if (!nanA && a.first != b.first) return a.first < b.first;
-          return a.second < b.second;
-        };
-        const int64_t keep = std::min<int64_t>(k, static_cast<int64_t>(candidates.size()));
-        if (keep < static_cast<int64_t>(candidates.size()))
-          std::nth_element(candidates.begin(), candidates.begin() + keep, candidates.end(), before);
-        std::sort(candidates.begin(), candidates.begin() + keep, before);
-        for (int64_t j = 0; j < keep; j++) {
-          outD[r * k + j] = candidates[j].first;
-          outI[r * k + j] = candidates[j].second;
+        keepNearest(candidates, k, outD, outI, r);
+      }
+    });
+  });
+}
+
+// ---- The pruned k-NN search (src/analysis/knn.ts, "bounded search"): a low-rank lower bound on every
+// distance by one small GEMM, and exact distances only where the bound cannot rule a training row out.
+
+// The dot product of two float32 rows (sums vectorized; the same code for every pair, so a pair's distance
+// is the same in knnExact and knnRefine).
+// Sums in 64 lanes (four independent AVX-512 chains: one chain waits on its FMA's latency).
+SNNL_VECTOR float rowDot(const float* __restrict a, const float* __restrict b, int64_t d) {
+  constexpr int64_t kLanes = 64;
+  float lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= d; i += kLanes) {
+#pragma omp simd
+    for (int64_t l = 0; l < kLanes; l++) lanes[l] += a[i + l] * b[i + l];
+  }
+  float s = 0.0f;
+  for (; i < d; i++) s += a[i] * b[i];
+#pragma omp simd reduction(+ : s)
+  for (int64_t l = 0; l < kLanes; l++) s += lanes[l];
+  return s;
+}
+
+float exactDistance(const float* q, float qn, const float* t, float tn, int64_t d) {
+  const float dist = qn + tn - 2.0f * rowDot(q, t, d);
+  return dist > 0.0f ? dist : 0.0f;
+}
+
+// knnExact(out, q, m, d, qNorms, t, c, tNorms, indices, prev, width, offset): for each query r and each of
+// its `width` candidate training indices, the exact squared distance where the candidate lies in this chunk
+// [offset, offset + c), else prev's value.
+Napi::Value KnnExact(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    float* out = info[0].As<Napi::Float32Array>().Data();
+    const float* q = info[1].As<Napi::Float32Array>().Data();
+    const int64_t m = info[2].As<Napi::Number>().Int64Value();
+    const int64_t d = info[3].As<Napi::Number>().Int64Value();
+    const float* qn = info[4].As<Napi::Float32Array>().Data();
+    const float* t = info[5].As<Napi::Float32Array>().Data();
+    const int64_t c = info[6].As<Napi::Number>().Int64Value();
+    const float* tn = info[7].As<Napi::Float32Array>().Data();
+    const int32_t* indices = info[8].As<Napi::Int32Array>().Data();
+    const float* prev = info[9].As<Napi::Float32Array>().Data();
+    const int64_t width = info[10].As<Napi::Number>().Int64Value();
+    const int64_t offset = info[11].As<Napi::Number>().Int64Value();
+    at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; r++) {
+        for (int64_t j = 0; j < width; j++) {
+          const int64_t local = static_cast<int64_t>(indices[r * width + j]) - offset;
+          out[r * width + j] =
+              local >= 0 && local < c ? exactDistance(q + r * d, qn[r], t + local * d, tn[local], d) : prev[r * width + j];
         }
       }
     });
+  });
+}
+
+// knnRefine(outD, outI, outCount, q, m, d, qNorms, qBound, t, c, tNorms, tBound, a, limits, slack, prevD, prevI,
+// prevK, k, offset): one chunk of the pruned search. qBound / tBound rows are [P x (a - 2 values), rLow, rHigh]
+// for an orthonormal basis P: x's coordinates in the basis and an interval holding the norm of its residual
+// x - P'P x. |P q - P t|^2 + (the gap between the two residual intervals)^2 is a lower bound of |q - t|^2;
+// limits[r] is an upper bound of query r's final k-th distance. A training row is ruled out when its lower
+// bound, less the rounding slack * (|q|^2 + |t|^2), exceeds the smaller of limits[r] and a full list's k-th;
+// every other row's exact distance is computed and merged as knnMerge does. The list is always k wide: while
+// fewer rows are found, its free places hold (infinity, -1). outCount[r]: exact distances computed for query r.
+Napi::Value KnnRefine(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    float* outD = info[0].As<Napi::Float32Array>().Data();
+    int32_t* outI = info[1].As<Napi::Int32Array>().Data();
+    int32_t* outCount = info[2].As<Napi::Int32Array>().Data();
+    const float* q = info[3].As<Napi::Float32Array>().Data();
+    const int64_t m = info[4].As<Napi::Number>().Int64Value();
+    const int64_t d = info[5].As<Napi::Number>().Int64Value();
+    const float* qn = info[6].As<Napi::Float32Array>().Data();
+    const float* qbRaw = info[7].As<Napi::Float32Array>().Data();
+    const float* t = info[8].As<Napi::Float32Array>().Data();
+    const int64_t c = info[9].As<Napi::Number>().Int64Value();
+    const float* tn = info[10].As<Napi::Float32Array>().Data();
+    const float* tbRaw = info[11].As<Napi::Float32Array>().Data();
+    const int64_t a = info[12].As<Napi::Number>().Int64Value();
+    const float* limits = info[13].As<Napi::Float32Array>().Data();
+    const float slack = info[14].As<Napi::Number>().FloatValue();
+    const float* prevD = info[15].As<Napi::Float32Array>().Data();
+    const int32_t* prevI = info[16].As<Napi::Int32Array>().Data();
+    const int64_t prevK = info[17].As<Napi::Number>().Int64Value();
+    const int64_t k = info[18].As<Napi::Number>().Int64Value();
+    const int32_t offset = info[19].As<Napi::Number>().Int32Value();
+    const int64_t p = a - 2;
+    auto qp = floats(info[7], {m, a}).narrow(1, 0, p);
+    auto tp = floats(info[11], {c, a}).narrow(1, 0, p);
+    auto products = productsOf(qp, tp);
+    auto qpn = qp.square().sum(1).contiguous();
+    auto tpn = tp.square().sum(1).contiguous();
+    const float* g = products.data_ptr<float>();
+    const float* qps = qpn.data_ptr<float>();
+    const float* tps = tpn.data_ptr<float>();
+    // Queries go in blocks of kBlock consecutive rows (the caller orders similar queries together): each
+    // training row that any of the block needs is read from memory once for all of them.
+    constexpr int64_t kBlock = 8;
+    at::parallel_for(0, (m + kBlock - 1) / kBlock, 1, [&](int64_t firstBlock, int64_t endBlock) {
+      std::vector<Candidate> candidates[kBlock];
+      std::vector<uint8_t> needs(kBlock * c);
+      std::vector<int32_t> wanted;
+      float bound[kBlock];
+      for (int64_t blk = firstBlock; blk < endBlock; blk++) {
+        const int64_t r0 = blk * kBlock, rows = std::min(kBlock, m - r0);
+        for (int64_t i = 0; i < rows; i++) {
+          const int64_t r = r0 + i;
+          auto& list = candidates[i];
+          list.clear();
+          // The list so far (-1: a free place, while fewer than k rows have been found).
+          for (int64_t j = 0; j < prevK; j++) {
+            if (prevI[r * prevK + j] >= 0) list.emplace_back(prevD[r * prevK + j], prevI[r * prevK + j]);
+          }
+          bound[i] = limits[r];
+          if (static_cast<int64_t>(list.size()) >= k && k > 0) bound[i] = std::min(bound[i], list[k - 1].first);
+          const float* row = g + r * c;
+          const float qLow = qbRaw[r * a + p], qHigh = qbRaw[r * a + p + 1];
+          uint8_t* need = needs.data() + i * c;
+          for (int64_t j = 0; j < c; j++) {
+            const float gap = std::max({0.0f, qLow - tbRaw[j * a + p + 1], tbRaw[j * a + p] - qHigh});
+            const float lower = qps[r] + tps[j] - 2.0f * row[j] + gap * gap;
+            need[j] = lower - slack * (qn[r] + tn[j]) <= bound[i];
+          }
+        }
+        wanted.clear();
+        for (int64_t j = 0; j < c; j++) {
+          uint8_t any = 0;
+          for (int64_t i = 0; i < rows; i++) any |= needs[i * c + j];
+          if (any) wanted.push_back(static_cast<int32_t>(j));
+        }
+        int32_t count[kBlock] = {};
+        for (const int32_t j : wanted) {
+          const float* tj = t + j * d;
+          for (int64_t i = 0; i < rows; i++) {
+            if (!needs[i * c + j]) continue;
+            const int64_t r = r0 + i;
+            const float dist = exactDistance(q + r * d, qn[r], tj, tn[j], d);
+            count[i]++;
+            if (dist <= bound[i]) candidates[i].emplace_back(dist, offset + j);
+          }
+        }
+        for (int64_t i = 0; i < rows; i++) {
+          const int64_t r = r0 + i;
+          outCount[r] = count[i];
+          for (int64_t j = static_cast<int64_t>(candidates[i].size()); j < k; j++) {
+            outD[r * k + j] = INFINITY;
+            outI[r * k + j] = -1;
+          }
+          keepNearest(candidates[i], k, outD, outI, r);
+        }
+      }
+    });
+  });
+}
+
+// orthonormalize(out, y, rows, cols): an orthonormal basis of y's columns (rows >= cols), by QR in double.
+Napi::Value Orthonormalize(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    const int64_t rows = info[2].As<Napi::Number>().Int64Value();
+    const int64_t cols = info[3].As<Napi::Number>().Int64Value();
+    auto y = floats(info[1], {rows, cols}).to(at::kDouble);
+    auto q = std::get<0>(at::linalg_qr(y, "reduced"));
+    put(floats(info[0], {rows, cols}), q.to(at::kFloat));
   });
 }
 
@@ -1050,6 +1238,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adam", Napi::Function::New(env, Adam));
   exports.Set("topK", Napi::Function::New(env, TopK));
   exports.Set("knnMerge", Napi::Function::New(env, KnnMerge));
+  exports.Set("knnExact", Napi::Function::New(env, KnnExact));
+  exports.Set("knnRefine", Napi::Function::New(env, KnnRefine));
+  exports.Set("orthonormalize", Napi::Function::New(env, Orthonormalize));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("codes", Napi::Function::New(env, Codes));

@@ -44,6 +44,32 @@ export interface KnnMergeAttrs {
   offset: number;
 }
 
+/**
+ * The pruned k-NN search's kernels (src/analysis/knn.ts, "bounded search"); backends without them run
+ * the plain search.
+ * - KNN_EXACT: (queries [m, d], queryNorms [m], train [c, d], trainNorms [c], indices [m, w] int32,
+ *   distances [m, w]) -> distances [m, w]: the exact squared distance of each query to each of its w
+ *   candidates that lies in this chunk (attribute offset: the chunk's first training index), the input's
+ *   value for the others.
+ * - KNN_REFINE: (queries, queryNorms, queryBounds [m, p + 2], train, trainNorms, trainBounds [c, p + 2],
+ *   limits [m], bestDistances [m, k'], bestIndices [m, k']) -> [distances [m, k], indices [m, k], counts [m]
+ *   int32]: KNN_MERGE's step, except that a training row whose lower bound less slack * (|q|^2 + |t|^2)
+ *   exceeds min(limits, the full list's k-th) is ruled out without its exact distance; the list is always
+ *   k wide (free places: distance infinity, index -1). Bounds rows are
+ *   [P x, rLow, rHigh] (coordinates in an orthonormal basis P of p columns, and an interval holding the
+ *   norm of the residual x - P'P x); the lower bound is |P q - P t|^2 + (gap between the intervals)^2.
+ *   counts: exact distances computed per query. Attributes: k, offset, slack.
+ * - ORTHONORMALIZE: (x [rows, cols], rows >= cols) -> an orthonormal basis of its columns [rows, cols].
+ */
+export const KNN_EXACT = 'SnnlKnnExact';
+export const KNN_REFINE = 'SnnlKnnRefine';
+export const ORTHONORMALIZE = 'SnnlOrthonormalize';
+export interface KnnRefineAttrs {
+  k: number;
+  offset: number;
+  slack: number;
+}
+
 /** ReLU's gradient in one pass: (dy, x) -> dy * step(x). */
 export const RELU_GRAD = 'SnnlReluGrad';
 

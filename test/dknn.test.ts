@@ -18,7 +18,14 @@ import {
   pValue,
   type LayerTrainFeatures,
 } from '../src/analysis/dknn.js';
-import { nearestNeighbors, type FeatureMatrix } from '../src/analysis/knn.js';
+import {
+  buildKnnIndex,
+  canPrune,
+  nearestNeighbors,
+  passShare,
+  prunes,
+  type FeatureMatrix,
+} from '../src/analysis/knn.js';
 import { auroc, fprAtTpr, histogram, knnPurity, reliability } from '../src/analysis/metrics.js';
 import { fgsm, joinChunks, probe } from '../src/analysis/probe.js';
 import { loadAddon } from '../src/engine/native/addon.js';
@@ -101,6 +108,108 @@ describe('the exact k-NN search', () => {
       'features: training rows have 6 values, queries 2',
     );
   });
+});
+
+/** 3,000 rows (and 200 queries) of width 300 near a 12-dimensional subspace, in 10 clusters, plus noise. */
+function lowRank() {
+  const r = seeded(5);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+  const dim = 300;
+  const factors = Array.from({ length: 12 }, () => Array.from({ length: dim }, gauss));
+  const centres = Array.from({ length: 10 }, () => Array.from({ length: 12 }, () => 3 * gauss()));
+  const row = () => {
+    const c = centres[Math.floor(r() * 10)]!;
+    const z = c.map((v) => v + gauss());
+    return Array.from({ length: dim }, (_, j) => z.reduce((s, v, f) => s + v * factors[f]![j]!, 0) + 0.3 * gauss());
+  };
+  return { train: Array.from({ length: 3000 }, row), queries: Array.from({ length: 200 }, row) };
+}
+
+describe('the pruned k-NN search', () => {
+  const onNative = needs(hasNative, 'the native addon is not built (npm run build:native)');
+
+  onNative('agrees with a brute-force loop on the tie-laden small set, at every rank', async () => {
+    await onBackend('native');
+    for (const [k, rank, trainChunk, queryChunk] of [
+      [1, 1, 157, 37],
+      [5, 2, 20, 8],
+      [75, 3, 33, 16],
+      [157, 6, 64, 37],
+    ] as const) {
+      const found = nearestNeighbors(chunked(TRAIN, trainChunk), matrix(QUERIES), {
+        k,
+        queryChunk,
+        prune: true,
+        pruneRank: rank,
+      });
+      const expected = bruteForce(TRAIN, QUERIES, k);
+      expect(Array.from(found.indices), `k ${k} rank ${rank}`).toEqual(expected.flatMap((row) => row.map((e) => e.i)));
+      expect(Array.from(found.distances)).toEqual(expected.flatMap((row) => row.map((e) => e.d)));
+    }
+  });
+
+  onNative('finds what the plain search finds on wide low-rank features, computing far fewer distances', async () => {
+    await onBackend('native');
+    const { train, queries } = lowRank();
+    const plain = nearestNeighbors(chunked(train, 700), matrix(queries), { k: 10, queryChunk: 64, prune: false });
+    const pruned = nearestNeighbors(chunked(train, 700), matrix(queries), {
+      k: 10,
+      queryChunk: 64,
+      prune: true,
+      pruneRank: 16,
+    });
+    expect(plain.exactPairs).toBe(200 * 3000);
+    expect(pruned.exactPairs).toBeLessThan(0.2 * plain.exactPairs);
+    // Both lists hold the k nearest by float64 distance, up to the float32 rounding of |q|^2 + |t|^2 - 2 q.t
+    // (this data's norms are 10 times its neighbours' distances: the two searches swap a few near-ties).
+    const truth = bruteForce(train, queries, 10);
+    const norm = (v: number[]) => v.reduce((s, x) => s + x * x, 0);
+    const widest = Math.max(...train.map(norm));
+    let same = 0;
+    for (const [q, row] of truth.entries()) {
+      const tolerance = 1e-5 * (norm(queries[q]!) + widest);
+      const exact = (i: number) => train[i]!.reduce((s, v, j) => s + (v - queries[q]![j]!) ** 2, 0);
+      for (const found of [pruned, plain]) {
+        const got = Array.from(found.indices.subarray(q * 10, q * 10 + 10), exact).sort((a, b) => a - b);
+        got.forEach((d, j) => expect(Math.abs(d - row[j]!.d)).toBeLessThanOrEqual(tolerance));
+      }
+      for (let j = 0; j < 10; j++) same += pruned.indices[q * 10 + j] === plain.indices[q * 10 + j] ? 1 : 0;
+    }
+    expect(same).toBeGreaterThan(0.99 * 2000);
+  });
+
+  onNative(
+    'builds an orthonormal basis, leaves no tensors behind, and is used by default only where it gains',
+    async () => {
+      await onBackend('native');
+      const before = tf.memory().numTensors;
+      const index = buildKnnIndex(chunked(TRAIN, 50), { rank: 4 });
+      nearestNeighbors(chunked(TRAIN, 50), matrix(QUERIES), { k: 10, queryChunk: 10, prune: true, index });
+      expect(tf.memory().numTensors).toBe(before);
+      for (let a = 0; a < 4; a++) {
+        for (let b = 0; b < 4; b++) {
+          let dot = 0;
+          for (let i = 0; i < 6; i++) dot += index.basis[i * 4 + a]! * index.basis[i * 4 + b]!;
+          expect(Math.abs(dot - (a === b ? 1 : 0))).toBeLessThan(1e-6);
+        }
+      }
+      expect(index.bounds.map((b) => b.length)).toEqual([50 * 6, 50 * 6, 50 * 6, 7 * 6]);
+      expect(prunes({}, 12544, 60000)).toBe(true);
+      expect(prunes({}, 128, 60000)).toBe(false);
+      expect(prunes({ prune: false }, 12544, 60000)).toBe(false);
+      // Where the bound would let most rows through (noise), `auto` computes every distance.
+      const noise = seeded(9);
+      const wide = { rows: 9000, dim: 1024, values: Float32Array.from({ length: 9000 * 1024 }, noise) };
+      const few = { rows: 20, dim: 1024, values: Float32Array.from({ length: 20 * 1024 }, noise) };
+      expect(passShare([wide], buildKnnIndex([wide]), 10)).toBeGreaterThan(0.05);
+      expect(nearestNeighbors([wide], few, { k: 10 }).exactPairs).toBe(20 * 9000);
+      const structured = chunked(lowRank().train, 1000);
+      expect(passShare(structured, buildKnnIndex(structured, { rank: 16 }), 10)).toBeLessThan(0.05);
+      await onBackend('cpu');
+      expect(canPrune()).toBe(false);
+      expect(prunes({ prune: true }, 12544, 60000)).toBe(false);
+    },
+  );
 });
 
 describe('conformal p-values, credibility and confidence', () => {

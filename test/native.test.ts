@@ -83,7 +83,18 @@ describe('an addon whose codes differ is refused', () => {
     const upToNorm = { ...upToKnn, tile: () => undefined, batchNorm: () => undefined };
     expect(codeMismatch(upToNorm)).toBe('it has no snnlSweep()');
     expect(codeMismatch({ ...upToNorm, snnlSweep: () => undefined })).toBe('it has no snnlRange()');
-    expect(codeMismatch({ ...upToNorm, snnlSweep: () => undefined, snnlRange: () => undefined })).toBeUndefined();
+    const upToSweep = { ...upToNorm, snnlSweep: () => undefined, snnlRange: () => undefined };
+    expect(codeMismatch(upToSweep)).toBe('it has no knnExact()');
+    expect(codeMismatch({ ...upToSweep, knnExact: () => undefined, knnRefine: () => undefined })).toBe(
+      'it has no orthonormalize()',
+    );
+    const all = {
+      ...upToSweep,
+      knnExact: () => undefined,
+      knnRefine: () => undefined,
+      orthonormalize: () => undefined,
+    };
+    expect(codeMismatch(all)).toBeUndefined();
   });
 });
 

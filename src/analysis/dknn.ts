@@ -16,7 +16,15 @@
  * standard one is used.
  */
 import { InputError } from '../errors.js';
-import { nearestNeighbors, totalRows, type FeatureChunks, type FeatureMatrix } from './knn.js';
+import {
+  buildKnnIndex,
+  nearestNeighbors,
+  prunes,
+  totalRows,
+  type FeatureChunks,
+  type FeatureMatrix,
+  type KnnIndex,
+} from './knn.js';
 
 export const P_VALUE_FORMS = ['standard', 'reference'] as const;
 export type PValueForm = (typeof P_VALUE_FORMS)[number];
@@ -29,7 +37,16 @@ export interface DknnOptions {
   /** Unit length, then centred on the training mean, per layer (default true, as the reference). */
   normalize?: boolean;
   queryChunk?: number;
+  /** The pruned k-NN search (knn.ts): `auto` (default) where it gains, false to compute every distance. */
+  prune?: boolean | 'auto';
   onProgress?: (layer: string, done: number, total: number) => void;
+}
+
+/** Per layer, over every search so far: distances computed exactly, and query-training pairs. */
+export interface SearchCount {
+  exact: number;
+  pairs: number;
+  pruned: boolean;
 }
 
 export const DKNN_DEFAULTS = { k: 75, pValues: 'standard' as PValueForm, normalize: true, calibration: 750 };
@@ -151,6 +168,10 @@ export class DeepKnn {
   private readonly normalize: boolean;
   private readonly means: Float64Array[];
   private calibration: Float64Array = new Float64Array(0);
+  /** The pruned search's index of each layer's training features, built at its first search. */
+  private readonly indexes: Array<KnnIndex | undefined> = [];
+  /** Per layer: exact distances computed and pairs searched, over every search so far. */
+  readonly searched: Record<string, SearchCount> = {};
 
   constructor(
     readonly layers: LayerTrainFeatures[],
@@ -200,11 +221,22 @@ export class DeepKnn {
     const labels = features.map((m, l) => {
       const layer = this.layers[l]!;
       if (m.rows !== n) throw new InputError(layer.name, `has ${m.rows} query rows, the first layer ${n}`);
+      const prune = this.options.prune ?? 'auto';
+      const rows = this.trainLabels.length;
+      if (this.indexes[l] === undefined && prunes({ prune }, m.dim, rows))
+        this.indexes[l] = buildKnnIndex(layer.chunks);
+      const index = this.indexes[l];
       const found = nearestNeighbors(layer.chunks, m, {
         k: this.k,
+        prune,
+        ...(index ? { index } : {}),
         ...(this.options.queryChunk ? { queryChunk: this.options.queryChunk } : {}),
         onProgress: (done, total) => this.options.onProgress?.(layer.name, done, total),
       });
+      const count = (this.searched[layer.name] ??= { exact: 0, pairs: 0, pruned: false });
+      count.exact += found.exactPairs;
+      count.pairs += n * rows;
+      count.pruned ||= found.exactPairs < n * rows;
       neighbors[layer.name] = found.indices;
       return found.indices.map((i) => this.trainLabels[i]!);
     });

@@ -31,6 +31,7 @@ export interface DknnFlags {
   calibration?: string;
   pValues?: string;
   normalize?: boolean;
+  prune?: boolean;
   outliers?: string;
   eps?: string;
   gradientSample?: string;
@@ -59,6 +60,7 @@ export function dknnOptions(flags: DknnFlags): DknnStudyOptions {
   if (calibration !== undefined) options.calibration = calibration;
   if (flags.pValues !== undefined) options.pValues = checkOneOf(flags.pValues, P_VALUE_FORMS, '--p-values');
   if (flags.normalize === false) options.normalize = false;
+  if (flags.prune === false) options.prune = false;
   const outliers = wholeNumber(flags.outliers, '--outliers');
   if (outliers !== undefined) options.outliers = outliers;
   const sample = wholeNumber(flags.gradientSample, '--gradient-sample');
@@ -112,7 +114,16 @@ export function formatDknn(study: DknnStudy): string {
     `input-gradient signs of ${g.images} test images: SNNL ${num(g.snnlOptimal)} at the optimal T (ceiling ${num(g.ceiling)}), ` +
       `${g.k}-NN label purity ${pct(g.knnPurity)}`,
     `took ${study.seconds.total.toFixed(0)} s (features ${study.seconds.features.toFixed(0)} s, search ${study.seconds.search.toFixed(0)} s)`,
+    ...(study.exactShare ? [searchLine(study.exactShare)] : []),
   ].join('\n');
+}
+
+/** Which layers the pruned search served, and the share of distances it computed in each. */
+export function searchLine(exactShare: Record<string, number>): string {
+  const pruned = Object.entries(exactShare).filter(([, share]) => share < 1);
+  if (pruned.length === 0) return 'k-NN search: every distance computed';
+  const shares = pruned.map(([layer, share]) => `${layer} ${(100 * share).toFixed(share < 0.01 ? 2 : 1)}%`).join(', ');
+  return `k-NN search: pruned by a low-rank bound; exact distances for ${shares} of the pairs`;
 }
 
 export async function dknnCommand(runDir: string, flags: DknnFlags, log: (line: string) => void): Promise<DknnStudy> {

@@ -50,6 +50,11 @@ const pValuesOption = () =>
     .default('standard');
 const normalizeOption = () =>
   new Option('--no-normalize', 'search raw features (default: unit length, then centred, as the reference code)');
+const pruneOption = () =>
+  new Option(
+    '--no-prune',
+    'compute every distance (default on native: wide layers use the pruned search, which finds the same neighbours)',
+  );
 
 /** Runs the package's own build script (npm does not run a dependency's install scripts by default). */
 function buildNative(): number {
@@ -218,6 +223,7 @@ export function buildProgram(): Command {
     .option('--calibration <n>', 'the first n test images calibrate; the rest are evaluated', '750')
     .addOption(pValuesOption())
     .addOption(normalizeOption())
+    .addOption(pruneOption())
     .option('--outliers <n>', 'images per outlier set and per FGSM strength', '2000')
     .option('--eps <list>', 'FGSM strengths, comma-separated', '0.1,0.25')
     .option('--gradient-sample <n>', 'test images whose input-gradient signs are studied', '500')

@@ -32,6 +32,8 @@ export interface DknnStudyOptions {
   seed?: number;
   /** Training images used as neighbours (default all): for quick looks and tests. */
   trainSubset?: number;
+  /** The pruned k-NN search: `auto` (default), or false to compute every distance. */
+  prune?: boolean | 'auto';
 }
 
 export const DKNN_STUDY_DEFAULTS = { outliers: 2000, eps: [0.1, 0.25], gradientSample: 500, seed: 1234 };
@@ -79,6 +81,8 @@ export interface DknnStudy {
   trainImages: number;
   backend: string;
   seconds: { features: number; search: number; total: number };
+  /** Per layer: the share of query-training distances computed (below 1: the pruned search). */
+  exactShare?: Record<string, number>;
   sets: SetResult[];
   reliability: Record<string, ReliabilityBin[]>;
   gradients: {
@@ -215,7 +219,13 @@ export function dknnStudy(
       layers.map((name, l) => ({ name, chunks: trainProbe.features[l]! })),
       Int32Array.from(trainSet.labels),
       classes,
-      { k, pValues: pForm, normalize, onProgress: (layer, done, total) => progress?.(`k-NN ${layer}`, done, total) },
+      {
+        k,
+        pValues: pForm,
+        normalize,
+        prune: options.prune ?? 'auto',
+        onProgress: (layer, done, total) => progress?.(`k-NN ${layer}`, done, total),
+      },
     );
     const featuresSeconds = (performance.now() - started) / 1000;
 
@@ -348,6 +358,7 @@ export function dknnStudy(
       trainImages: trainIdx.length,
       backend,
       seconds: { features: featuresSeconds, search: searchSeconds, total: (performance.now() - started) / 1000 },
+      exactShare: Object.fromEntries(Object.entries(model.searched).map(([name, c]) => [name, c.exact / c.pairs])),
       sets,
       reliability: reliabilities,
       gradients: gradients.summary,

@@ -159,6 +159,44 @@ export interface NativeAddon {
     k: number,
     offset: number,
   ): void;
+  knnExact(
+    out: F,
+    q: F,
+    m: number,
+    d: number,
+    qNorms: F,
+    t: F,
+    c: number,
+    tNorms: F,
+    indices: Int32Array,
+    prev: F,
+    width: number,
+    offset: number,
+  ): void;
+  knnRefine(
+    outDistances: F,
+    outIndices: Int32Array,
+    outCounts: Int32Array,
+    q: F,
+    m: number,
+    d: number,
+    qNorms: F,
+    qBounds: F,
+    t: F,
+    c: number,
+    tNorms: F,
+    tBounds: F,
+    a: number,
+    limits: F,
+    slack: number,
+    prevDistances: F,
+    prevIndices: Int32Array,
+    prevK: number,
+    k: number,
+    offset: number,
+  ): void;
+  /** An orthonormal basis of the columns of y [rows, cols] (QR in double). */
+  orthonormalize(out: F, y: F, rows: number, cols: number): void;
   setThreads(n: number): number;
   threads(): number;
   /** The codes of its generic ops, from its C++ enums (checked against src/kernel-names.ts at load). */
@@ -198,7 +236,17 @@ export function loadAddon(): { addon: NativeAddon } | { reason: string } {
 }
 
 /** Functions added after the first release: an addon built from older sources lacks them. */
-const REQUIRED_FUNCTIONS = ['topK', 'knnMerge', 'tile', 'batchNorm', 'snnlSweep', 'snnlRange'] as const;
+const REQUIRED_FUNCTIONS = [
+  'topK',
+  'knnMerge',
+  'tile',
+  'batchNorm',
+  'snnlSweep',
+  'snnlRange',
+  'knnExact',
+  'knnRefine',
+  'orthonormalize',
+] as const;
 
 /** Where the addon's op codes differ from src/kernel-names.ts (an addon built from other sources), if anywhere. */
 export function codeMismatch(addon: Partial<NativeAddon>): string | undefined {

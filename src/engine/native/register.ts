@@ -12,7 +12,7 @@ import { layoutKernels } from './layout.js';
 import { matMulKernels } from './matmul.js';
 import { poolKernels } from './pool.js';
 import { snnlKernels } from './snnl.js';
-import { knnMergeKernel, topKKernel } from './topk.js';
+import { knnExactKernel, knnMergeKernel, knnRefineKernel, orthonormalizeKernel, topKKernel } from './topk.js';
 
 let registered = false;
 
@@ -37,6 +37,9 @@ export function registerNativeBackend(addon: NativeAddon, threads: number, prior
     adamKernel(),
     topKKernel(),
     knnMergeKernel(),
+    knnExactKernel(),
+    knnRefineKernel(),
+    orthonormalizeKernel(),
   ];
   for (const config of accelerated) tf.registerKernel(config);
   const names = new Set(accelerated.map((c) => c.kernelName));
