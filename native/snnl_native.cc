@@ -365,6 +365,29 @@ Napi::Value Pad(const Napi::CallbackInfo& info) {
   });
 }
 
+// Loops compiled for AVX-512, AVX2 and plain x86-64 (target_clones: the loader picks the one the processor
+// runs).
+#define SNNL_VECTOR __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+// The dot product of two float32 rows, summed in 64 lanes: vectorized, and four independent AVX-512 chains (a
+// plain float loop is one chain that waits on each add's latency: about 4 cycles a value, 1 ms a pass over
+// a batch of 128 rows of the reproduction CNN's 15k hidden values). The same code for every pair, so a k-NN
+// pair's distance is the same in knnExact and knnRefine.
+SNNL_VECTOR float rowDot(const float* __restrict a, const float* __restrict b, int64_t d) {
+  constexpr int64_t kLanes = 64;
+  float lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= d; i += kLanes) {
+#pragma omp simd
+    for (int64_t l = 0; l < kLanes; l++) lanes[l] += a[i + l] * b[i + l];
+  }
+  float s = 0.0f;
+  for (; i < d; i++) s += a[i] * b[i];
+#pragma omp simd reduction(+ : s)
+  for (int64_t l = 0; l < kLanes; l++) s += lanes[l];
+  return s;
+}
+
 // ---- The Soft Nearest Neighbor Loss, fused (src/loss/fused.ts states the contract; docs/reference.md the math) ----
 
 enum Distance { kSquaredEuclidean, kEuclidean, kCosine };
@@ -384,9 +407,7 @@ std::pair<at::Tensor, at::Tensor> prepareRows(const at::Tensor& x, Distance dist
     at::parallel_for(0, b, 8, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; i++) {
         const float* xi = px + i * d;
-        float sum = 0;
-        for (int64_t k = 0; k < d; k++) sum += xi[k] * xi[k];
-        const float norm = std::max(std::sqrt(sum), static_cast<float>(kCosineNormFloor));
+        const float norm = std::max(std::sqrt(rowDot(xi, xi, d)), static_cast<float>(kCosineNormFloor));
         pn[i] = norm;
         for (int64_t k = 0; k < d; k++) pr[i * d + k] = xi[k] / norm;
       }
@@ -422,6 +443,23 @@ void gram(at::Tensor& out, const at::Tensor& rows) {
     for (int j = i + 1; j < n; j++) c[i * n + j] = c[j * n + i];
 }
 
+// A row of the Gram matrix -> distances to row i (the diagonal exactly 0, never negative).
+SNNL_VECTOR void gramToDistances(float* row, const float* sq, int64_t i, int64_t b, Distance distance) {
+  if (distance == kCosine) {
+#pragma omp simd
+    for (int64_t j = 0; j < b; j++) row[j] = std::max(0.0f, 1.0f - row[j]);
+  } else {
+    const float si = sq[i];
+#pragma omp simd
+    for (int64_t j = 0; j < b; j++) row[j] = std::max(0.0f, si + sq[j] - 2.0f * row[j]);
+    if (distance == kEuclidean) {
+#pragma omp simd
+      for (int64_t j = 0; j < b; j++) row[j] = std::sqrt(row[j]);
+    }
+  }
+  row[i] = 0.0f;
+}
+
 // snnlForward(outLoss [b], outK [b, b], x, [b, d], labels, distance, temperature, epsilon (< 0: log-sum-exp))
 // K is dLoss/dD per unit row weight (for Euclidean, dLoss/dS with S the squared distance), so that the
 // backward pass is H = K * w (rows), A = H + H^T and one product. outK holds, in turn, the Gram matrix,
@@ -450,22 +488,16 @@ Napi::Value SnnlForward(const Napi::CallbackInfo& info) {
     float* dist = distances.data_ptr<float>();
     std::vector<float> shift(b, 0.0f);
 
-    // Distances (diagonal exactly 0) and logits -D/T (diagonal -inf: never a neighbour), shifted by the
-    // row maximum for log-sum-exp.
+    // Distances (diagonal exactly 0; never negative, as in src/loss/distance.ts) and logits -D/T (diagonal
+    // -inf: never a neighbour), shifted by the row maximum for log-sum-exp.
     at::parallel_for(0, b, 16, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; i++) {
         float* row = k + i * b;
         float* drow = dist + i * b;
+        std::memcpy(drow, row, b * sizeof(float));
+        gramToDistances(drow, s, i, b, distance);
         float top = -INFINITY;
         for (int64_t j = 0; j < b; j++) {
-          float dij;
-          if (distance == kCosine) {
-            dij = std::max(0.0f, 1.0f - row[j]);  // never negative, as in src/loss/distance.ts
-          } else {
-            dij = std::max(0.0f, s[i] + s[j] - 2.0f * row[j]);
-            if (distance == kEuclidean) dij = std::sqrt(dij);
-          }
-          drow[j] = j == i ? 0.0f : dij;
           row[j] = j == i ? -INFINITY : -drow[j] * invT;
           top = std::max(top, row[j]);
         }
@@ -588,8 +620,7 @@ Napi::Value SnnlBackward(const Napi::CallbackInfo& info) {
         const float* ri = pr + i * d;
         if (distance == kCosine) {
           // g = -A U; dLoss/dx_i = (g_i - u_i (u_i . g_i)) / |x_i|
-          float dot = 0;
-          for (int64_t k = 0; k < d; k++) dot -= ri[k] * oi[k];
+          const float dot = -rowDot(ri, oi, d);
           const float norm = norms.data_ptr<float>()[i];
           for (int64_t k = 0; k < d; k++) oi[k] = (-oi[k] - ri[k] * dot) / norm;
         } else {
@@ -607,24 +638,6 @@ Napi::Value SnnlBackward(const Napi::CallbackInfo& info) {
 // temperature asked. The per-entry loops are compiled for AVX-512, AVX2 and plain x86-64 (target_clones:
 // the loader picks the one the processor runs), and their float sums are vectorized (omp simd) over runs of
 // 1024 entries, added up in double.
-#define SNNL_VECTOR __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-
-// A row of the Gram matrix -> distances to row i (the diagonal exactly 0, never negative).
-SNNL_VECTOR void gramToDistances(float* row, const float* sq, int64_t i, int64_t b, Distance distance) {
-  if (distance == kCosine) {
-#pragma omp simd
-    for (int64_t j = 0; j < b; j++) row[j] = std::max(0.0f, 1.0f - row[j]);
-  } else {
-    const float si = sq[i];
-#pragma omp simd
-    for (int64_t j = 0; j < b; j++) row[j] = std::max(0.0f, si + sq[j] - 2.0f * row[j]);
-    if (distance == kEuclidean) {
-#pragma omp simd
-      for (int64_t j = 0; j < b; j++) row[j] = std::sqrt(row[j]);
-    }
-  }
-  row[i] = 0.0f;
-}
 
 // The smallest distance to another row, and to another row of the same class (infinity: none).
 SNNL_VECTOR void rowMinima(const float* d, const int32_t* labels, int64_t i, int64_t b, float& all, float& partner) {
@@ -1019,24 +1032,6 @@ Napi::Value KnnMerge(const Napi::CallbackInfo& info) {
 
 // ---- The pruned k-NN search (src/analysis/knn.ts, "bounded search"): a low-rank lower bound on every
 // distance by one small GEMM, and exact distances only where the bound cannot rule a training row out.
-
-// The dot product of two float32 rows (sums vectorized; the same code for every pair, so a pair's distance
-// is the same in knnExact and knnRefine).
-// Sums in 64 lanes (four independent AVX-512 chains: one chain waits on its FMA's latency).
-SNNL_VECTOR float rowDot(const float* __restrict a, const float* __restrict b, int64_t d) {
-  constexpr int64_t kLanes = 64;
-  float lanes[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= d; i += kLanes) {
-#pragma omp simd
-    for (int64_t l = 0; l < kLanes; l++) lanes[l] += a[i + l] * b[i + l];
-  }
-  float s = 0.0f;
-  for (; i < d; i++) s += a[i] * b[i];
-#pragma omp simd reduction(+ : s)
-  for (int64_t l = 0; l < kLanes; l++) s += lanes[l];
-  return s;
-}
 
 float exactDistance(const float* q, float qn, const float* t, float tn, int64_t d) {
   const float dist = qn + tn - 2.0f * rowDot(q, t, d);
