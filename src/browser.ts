@@ -28,5 +28,11 @@ export {
   type PValueForm,
   type LayerTrainFeatures,
 } from './analysis/dknn.js';
-export { nearestNeighbors, type FeatureMatrix, type FeatureChunks, type Neighbors } from './analysis/knn.js';
+export {
+  nearestNeighbors,
+  type FeatureMatrix,
+  type FeatureChunks,
+  type KnnOptions,
+  type Neighbors,
+} from './analysis/knn.js';
 export { auroc, fprAtTpr, reliability, histogram } from './analysis/metrics.js';

@@ -408,7 +408,7 @@ function similarOrder(queries: FeatureMatrix, index: KnnIndex, basis: tf.Tensor2
 
 /**
  * The pruned search (see the top of the file); undefined where a query row is not finite (the plain
- * search then ranks its NaN distances last, as it always does).
+ * search then ranks its NaN distances last, as it always does), or where a list came out short.
  */
 function boundedSearch(
   train: FeatureChunks,
@@ -547,6 +547,9 @@ function boundedSearch(
         distances.set(partDistances.subarray(i * k, (i + 1) * k), to);
       }
     }
+    // Every list is full: the rows that fixed each query's limit always pass its bound. (A free place left
+    // would mean rounding beyond the margin; the plain search then answers.)
+    if (indices.some((i) => i < 0)) return undefined;
     return { k, count: queries.rows, indices, distances, exactPairs };
   } finally {
     tf.dispose([...held(), ...exact].filter((t) => t !== undefined) as tf.Tensor[]);
