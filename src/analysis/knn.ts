@@ -23,7 +23,9 @@
  * float32 worst case of the distance formula, far above the rounding seen in practice), and the residual
  * norms are intervals widened by as much; so the pruned search returns the neighbours the plain search
  * returns, up to the plain search's own float32 rounding of the distances (the exact distances are computed
- * by a different summation order, which can swap two rows whose distances agree to about 7 digits).
+ * by a different summation order, which can swap two rows whose distances differ by less than that
+ * rounding, about 1e-7 (|q|^2 + |t|^2) or more: where the norms are large against the distances, as in the
+ * test's low-rank data, the digits lost to cancellation go with it).
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
