@@ -281,15 +281,7 @@ export function buildKnnIndex(
   if (!Number.isInteger(rank) || rank < 1)
     throw new InputError('pruneRank', `must be a whole number of at least 1, got ${rank}`);
   const s = Math.min(n, PRUNE_DEFAULTS.sample);
-  const sample = new Float32Array(s * dim);
-  let chunk = 0;
-  let chunkStart = 0;
-  for (let i = 0; i < s; i++) {
-    const row = Math.floor((i * n) / s);
-    while (row >= chunkStart + train[chunk]!.rows) chunkStart += train[chunk++]!.rows;
-    const at = (row - chunkStart) * dim;
-    sample.set(train[chunk]!.values.subarray(at, at + dim), i * dim);
-  }
+  const sample = spreadRows(train, dim, s);
   const slack = 4 * (dim + rank) * 2 ** -24;
   const basis = tf.tidy(() => {
     const x = tf.tensor2d(sample, [s, dim]);
@@ -363,6 +355,24 @@ export function passShare(train: FeatureChunks, index: KnnIndex, k: number): num
   });
 }
 
+/**
+ * `count` rows spread evenly over the chunks (row floor(i n / count) for i < count, n the rows in all), each
+ * cut to its first `keep` values, in one [count, keep] array.
+ */
+function spreadRows(chunks: FeatureChunks, keep: number, count: number): Float32Array {
+  const n = totalRows(chunks);
+  const out = new Float32Array(count * keep);
+  let chunk = 0;
+  let chunkStart = 0;
+  for (let i = 0; i < count; i++) {
+    const row = Math.floor((i * n) / count);
+    while (row >= chunkStart + chunks[chunk]!.rows) chunkStart += chunks[chunk++]!.rows;
+    const at = (row - chunkStart) * chunks[chunk]!.dim;
+    out.set(chunks[chunk]!.values.subarray(at, at + keep), i * keep);
+  }
+  return out;
+}
+
 /** Pivots for ordering queries: training rows spread over the set. */
 const PIVOTS = 256;
 
@@ -374,16 +384,11 @@ function similarOrder(queries: FeatureMatrix, index: KnnIndex, basis: tf.Tensor2
   const { dim, rank } = index;
   const n = index.bounds.reduce((s, b) => s + b.length / (rank + 2), 0);
   const count = Math.min(PIVOTS, n);
-  const pivots = new Float32Array(count * rank);
-  let chunk = 0;
-  let chunkStart = 0;
-  for (let i = 0; i < count; i++) {
-    const row = Math.floor((i * n) / count);
-    while (row >= chunkStart + index.bounds[chunk]!.length / (rank + 2))
-      chunkStart += index.bounds[chunk++]!.length / (rank + 2);
-    const at = (row - chunkStart) * (rank + 2);
-    pivots.set(index.bounds[chunk]!.subarray(at, at + rank), i * rank);
-  }
+  const pivots = spreadRows(
+    index.bounds.map((values) => ({ rows: values.length / (rank + 2), dim: rank + 2, values })),
+    rank,
+    count,
+  );
   const cell = new Int32Array(queries.rows);
   const away = new Float32Array(queries.rows);
   tf.tidy(() => {
