@@ -42,10 +42,13 @@ export const knnMergeKernel = (): KernelConfig => ({
     const backend = b as NativeBackend;
     const { queries, queryNorms, train, trainNorms, bestDistances, bestIndices } = inputs as Record<string, TensorInfo>;
     const { k, offset } = attrs as unknown as KnnMergeAttrs;
-    const [q, qn, t, tn, pd] = [queries!, queryNorms!, train!, trainNorms!, bestDistances!].map((x) =>
-      backend.floats(x),
-    );
-    if (!q || !qn || !t || !tn || !pd) throw new Error(`${KNN_MERGE}: features and distances must be float32`);
+    const [q, qn, t, tn, pd] = floatInputs(backend, KNN_MERGE, [
+      queries!,
+      queryNorms!,
+      train!,
+      trainNorms!,
+      bestDistances!,
+    ]);
     const pi = backend.data.get(bestIndices!.dataId).values as Int32Array;
     const [m, d] = queries!.shape as [number, number];
     const c = train!.shape[0]!;
@@ -53,7 +56,8 @@ export const knnMergeKernel = (): KernelConfig => ({
     const kOut = Math.min(k, prevK + c);
     const distances = backend.allocate(m * kOut);
     const indices = new Int32Array(m * kOut);
-    if (m * kOut > 0) backend.addon.knnMerge(distances, indices, q, m, d, qn, t, c, tn, pd, pi, prevK, kOut, offset);
+    if (m * kOut > 0)
+      backend.addon.knnMerge(distances, indices, q!, m, d, qn!, t!, c, tn!, pd!, pi, prevK, kOut, offset);
     return [
       backend.makeTensorInfo([m, kOut], 'float32', distances),
       backend.makeTensorInfo([m, kOut], 'int32', indices),
