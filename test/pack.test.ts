@@ -4,15 +4,16 @@
  * `npx snnl build-native` builds the native backend inside that project where LibTorch is installed.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needs } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const LIBTORCH = existsSync('/usr/include/ATen/ATen.h');
 let project: string;
+let packs: string;
 
 /** The README's library example: the js block after its `library-example` marker. */
 export function readmeLibraryExample(): string {
@@ -27,7 +28,7 @@ const run = (command: string, args: string[], env: Record<string, string> = {}) 
   spawnSync(command, args, { cwd: project, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 300_000 });
 
 beforeAll(() => {
-  const packs = mkdtempSync(join(tmpdir(), 'snnl-pack-'));
+  packs = mkdtempSync(join(tmpdir(), 'snnl-pack-'));
   // dist/ is built by `npm test` before the tests; the pack takes it as it is.
   execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', packs], { cwd: ROOT, stdio: 'pipe' });
   const tarball = join(
@@ -39,6 +40,11 @@ beforeAll(() => {
   const install = run('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund']);
   if (install.status !== 0) throw new Error(`npm install of the packed package failed: ${install.stderr}`);
 }, 600_000);
+
+// The installed project holds ~400 MB (tfjs, its wasm files): removed, so repeated runs do not fill the disk.
+afterAll(() => {
+  for (const dir of [project, packs]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('snnl installed from its packed tarball', () => {
   it("ships what it needs and runs the README's library example, on wasm", () => {
