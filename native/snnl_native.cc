@@ -426,21 +426,59 @@ std::pair<at::Tensor, at::Tensor> prepareRows(const at::Tensor& x, Distance dist
   return {rows, at::Tensor()};
 }
 
-// The BLAS's symmetric rank-k update (every BLAS has it; LibTorch's libblas.so.3 is OpenBLAS here).
+// The BLAS's symmetric rank-k update and general product (every BLAS has them; LibTorch's libblas.so.3 is
+// OpenBLAS here).
 extern "C" void ssyrk_(const char* uplo, const char* trans, const int* n, const int* k, const float* alpha,
                        const float* a, const int* lda, const float* beta, float* c, const int* ldc);
+extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                       const float* beta, float* c, const int* ldc);
 
-// out (b x b) = rows rows^T by a symmetric rank-k update: half the multiply-adds of a general product
-// (which computes both triangles). In column-major terms rows (b x d, row-major) is A = rows^T (d x b), and
-// C = A^T A; the BLAS writes C's upper triangle (column-major), the lower triangle of `out` row-major; the
-// other triangle is copied.
-void gram(at::Tensor& out, const at::Tensor& rows) {
-  const int n = static_cast<int>(rows.size(0)), k = static_cast<int>(rows.size(1));
-  const float alpha = 1.0f, beta = 0.0f;
-  float* c = out.data_ptr<float>();
-  ssyrk_("U", "T", &n, &k, &alpha, rows.data_ptr<float>(), &k, &beta, c, &n);
-  for (int i = 0; i < n; i++)
-    for (int j = i + 1; j < n; j++) c[i * n + j] = c[j * n + i];
+// The feature columns [begin, end) of a b x d product, one run per intra-op thread (at least 128 columns
+// each). The BLAS threads these thin shapes poorly; one single-threaded call per thread over its own
+// columns, run side by side, is faster (OpenBLAS, 2 threads, b = 128, d = 9216: the rank-k update 1.1 ms
+// against 1.9 for one call, the 128 x 128 by 128 x d product 1.8 against 2.1; measured).
+std::vector<std::pair<int64_t, int64_t>> featureRuns(int64_t d) {
+  const int64_t runs = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), d / 128));
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (int64_t r = 0; r < runs; r++) out.emplace_back(d * r / runs, d * (r + 1) / runs);
+  return out;
+}
+
+// c (b x b, row-major) = rows rows^T for rows (b x d, row-major), by symmetric rank-k updates: half the
+// multiply-adds of a general product. In column-major terms a run of rows' columns is A = rows^T (k x b,
+// leading dimension d) and C = A^T A; the BLAS writes C's upper triangle (column-major), the lower
+// triangle of c row-major. The runs' partial sums are added, then the other triangle is copied.
+void gram(float* c, const float* rows, int64_t b, int64_t d) {
+  const auto runs = featureRuns(d);
+  std::vector<std::vector<float>> partial(runs.size() - 1, std::vector<float>(b * b));
+  at::parallel_for(0, static_cast<int64_t>(runs.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const int n = static_cast<int>(b), k = static_cast<int>(runs[r].second - runs[r].first);
+      const int lda = static_cast<int>(d);
+      const float alpha = 1.0f, beta = 0.0f;
+      ssyrk_("U", "T", &n, &k, &alpha, rows + runs[r].first, &lda, &beta, r == 0 ? c : partial[r - 1].data(), &n);
+    }
+  });
+  for (const auto& p : partial)
+    for (int64_t i = 0; i < b; i++)
+      for (int64_t j = 0; j <= i; j++) c[i * b + j] += p[i * b + j];
+  for (int64_t i = 0; i < b; i++)
+    for (int64_t j = i + 1; j < b; j++) c[i * b + j] = c[j * b + i];
+}
+
+// out (b x d) = a (b x b) rows (b x d), all row-major: in column-major terms out^T = rows^T a^T, one general
+// product per run of columns (featureRuns), side by side.
+void productByRuns(float* out, const float* a, const float* rows, int64_t b, int64_t d) {
+  const auto runs = featureRuns(d);
+  at::parallel_for(0, static_cast<int64_t>(runs.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const int m = static_cast<int>(runs[r].second - runs[r].first), n = static_cast<int>(b);
+      const int ld = static_cast<int>(d);
+      const float alpha = 1.0f, beta = 0.0f;
+      sgemm_("N", "N", &m, &n, &n, &alpha, rows + runs[r].first, &ld, a, &n, &beta, out + runs[r].first, &ld);
+    }
+  });
 }
 
 // A row of the Gram matrix -> distances to row i (the diagonal exactly 0, never negative).
@@ -458,6 +496,16 @@ SNNL_VECTOR void gramToDistances(float* row, const float* sq, int64_t i, int64_t
     }
   }
   row[i] = 0.0f;
+}
+
+// A row of the raw rows' Gram matrix -> cosine distances to row i (1 - g_ij / (|x_i| |x_j|), never negative;
+// the diagonal exactly 0).
+SNNL_VECTOR void cosineDistances(float* __restrict out, const float* __restrict row, const float* inverseNorms,
+                                 int64_t i, int64_t b) {
+  const float ni = inverseNorms[i];
+#pragma omp simd
+  for (int64_t j = 0; j < b; j++) out[j] = std::max(0.0f, 1.0f - row[j] * ni * inverseNorms[j]);
+  out[i] = 0.0f;
 }
 
 // snnlForward(outLoss [b], outK [b, b], x, [b, d], labels, distance, temperature, epsilon (< 0: log-sum-exp))
@@ -478,12 +526,19 @@ Napi::Value SnnlForward(const Napi::CallbackInfo& info) {
     const bool lse = epsilon < 0;
     const float invT = static_cast<float>(1.0 / t);
 
-    auto [rows, norms] = prepareRows(x, distance);
-    gram(outK, rows);
-    at::Tensor sq;
-    if (distance != kCosine) sq = rows.square().sum(1);
-    const float* s = sq.defined() ? sq.data_ptr<float>() : nullptr;
+    // The Gram matrix of the centred rows (squared Euclidean, Euclidean), or of the rows themselves
+    // (cosine: scaled by the inverse norms, from its diagonal, as rows are compared; no unit rows written).
+    const int64_t d = shape[1];
     float* k = outK.data_ptr<float>();
+    at::Tensor centred;
+    if (distance != kCosine) centred = prepareRows(x, distance).first;
+    gram(k, (distance == kCosine ? x : centred).data_ptr<float>(), b, d);
+    std::vector<float> diagonal(b), inverseNorms(b);
+    for (int64_t i = 0; i < b; i++) {
+      diagonal[i] = k[i * b + i];
+      inverseNorms[i] = 1.0f / std::max(std::sqrt(diagonal[i]), static_cast<float>(kCosineNormFloor));
+    }
+    const float* s = diagonal.data();
     auto distances = at::empty({b, b}, x.options());
     float* dist = distances.data_ptr<float>();
     std::vector<float> shift(b, 0.0f);
@@ -494,8 +549,12 @@ Napi::Value SnnlForward(const Napi::CallbackInfo& info) {
       for (int64_t i = begin; i < end; i++) {
         float* row = k + i * b;
         float* drow = dist + i * b;
-        std::memcpy(drow, row, b * sizeof(float));
-        gramToDistances(drow, s, i, b, distance);
+        if (distance == kCosine) {
+          cosineDistances(drow, row, inverseNorms.data(), i, b);
+        } else {
+          std::memcpy(drow, row, b * sizeof(float));
+          gramToDistances(drow, s, i, b, distance);
+        }
         float top = -INFINITY;
         for (int64_t j = 0; j < b; j++) {
           row[j] = j == i ? -INFINITY : -drow[j] * invT;
@@ -566,6 +625,9 @@ Napi::Value SnnlForward(const Napi::CallbackInfo& info) {
           // dD/dS = 1 / (2 D); 0 where D = 0 (the diagonal and duplicate points).
           for (int64_t j = 0; j < b; j++) row[j] = drow[j] > 0 ? row[j] / (2.0f * drow[j]) : 0.0f;
         }
+        // K's diagonal (dLoss/dD_ii) is 0: a row is never its own neighbour. For cosine it carries the
+        // row's inverse norm to the backward pass instead, which then reads x only once.
+        if (distance == kCosine) row[i] = inverseNorms[i];
       }
     });
   });
@@ -581,11 +643,24 @@ Napi::Value SnnlBackward(const Napi::CallbackInfo& info) {
     const float* k = info[3].As<Napi::Float32Array>().Data();
     const float* w = info[4].As<Napi::Float32Array>().Data();
     auto distance = static_cast<Distance>(info[5].As<Napi::Number>().Int32Value());
-    // A = H + H^T with H = K * w (row i scaled by w_i), and its row sums.
+    const int64_t d = shape[1];
+    const float* px = x.data_ptr<float>();
+    // Cosine: the rows' inverse norms (floored like torch.nn.functional.normalize), which the forward pass
+    // left on K's diagonal, so that A U is (A scaled by column) X, with no unit rows written. A's diagonal
+    // is left out: it would add a multiple of u_i to row i's g_i, which the projection below removes.
+    std::vector<float> inverseNorms;
+    if (distance == kCosine) {
+      inverseNorms.resize(b);
+      for (int64_t i = 0; i < b; i++) inverseNorms[i] = k[i * b + i];
+    }
+    // A = H + H^T with H = K * w (row i scaled by w_i), and its row sums; for cosine A's column j is
+    // scaled by 1 / |x_j|. The diagonal of A cancels in both gradients (cosine: above; squared Euclidean:
+    // rowsum(A) c_i - (A C)_i), and K's is 0 for the squared and plain Euclidean distances.
     auto a = at::empty({b, b}, x.options());
     auto sums = at::empty({b, 1}, x.options());
     float* pa = a.data_ptr<float>();
     float* ps = sums.data_ptr<float>();
+    const float* columnScale = distance == kCosine ? inverseNorms.data() : nullptr;
     // In tiles, so that reading K's columns (for H^T) stays in cache.
     constexpr int64_t kTile = 32;
     at::parallel_for(0, (b + kTile - 1) / kTile, 1, [&](int64_t begin, int64_t end) {
@@ -595,7 +670,8 @@ Napi::Value SnnlBackward(const Napi::CallbackInfo& info) {
           const int64_t jEnd = std::min(b, tj + kTile);
           for (int64_t i = ti; i < iEnd; i++)
             for (int64_t j = tj; j < jEnd; j++) {
-              const float v = k[i * b + j] * w[i] + k[j * b + i] * w[j];
+              float v = i == j ? 0.0f : k[i * b + j] * w[i] + k[j * b + i] * w[j];
+              if (columnScale) v *= columnScale[j];
               // Subnormal entries (exp(-D/T) of far points) make the product ~50x slower (57 ms against
               // ~1 at b = 128, d = 3200, measured); their share of the gradient is below float32's
               // resolution of the other terms. As the wasm kernel does.
@@ -609,20 +685,21 @@ Napi::Value SnnlBackward(const Napi::CallbackInfo& info) {
         }
       }
     });
-    auto [rows, norms] = prepareRows(x, distance);
-    at::mm_out(out, a, rows);  // A U (cosine) or A C (squared Euclidean, Euclidean)
-    const int64_t d = shape[1];
+    at::Tensor centred;
+    if (distance != kCosine) centred = prepareRows(x, distance).first;
+    const float* pr = distance == kCosine ? px : centred.data_ptr<float>();
     float* po = out.data_ptr<float>();
-    const float* pr = rows.data_ptr<float>();
+    productByRuns(po, pa, pr, b, d);  // A U (cosine, as A diag(1 / |x|) X) or A C (squared Euclidean, Euclidean)
     at::parallel_for(0, b, 8, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; i++) {
         float* oi = po + i * d;
         const float* ri = pr + i * d;
         if (distance == kCosine) {
-          // g = -A U; dLoss/dx_i = (g_i - u_i (u_i . g_i)) / |x_i|
-          const float dot = -rowDot(ri, oi, d);
-          const float norm = norms.data_ptr<float>()[i];
-          for (int64_t k = 0; k < d; k++) oi[k] = (-oi[k] - ri[k] * dot) / norm;
+          // g = -A U, u_i = x_i / |x_i|; dLoss/dx_i = (g_i - u_i (u_i . g_i)) / |x_i|
+          //   = (x_i (x_i . (A U)_i) / |x_i|^2 - (A U)_i) / |x_i|
+          const float inv = inverseNorms[i];
+          const float along = rowDot(ri, oi, d) * inv * inv;
+          for (int64_t k = 0; k < d; k++) oi[k] = (ri[k] * along - oi[k]) * inv;
         } else {
           // 2 * (rowsum(A) c_i - (A C)_i)
           for (int64_t k = 0; k < d; k++) oi[k] = 2.0f * (ps[i] * ri[k] - oi[k]);

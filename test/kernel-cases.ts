@@ -169,6 +169,26 @@ export function fusedSnnlCases(backend: string, test: (name: string, body: () =>
     );
   });
 
+  // Rows as wide as a convolution's output: the native kernels split the products over runs of columns, one
+  // per thread (odd widths: runs of unequal length); ReLU-like rows, a quarter of them scaled up.
+  for (const distance of ['squared-euclidean', 'euclidean', 'cosine'] as const) {
+    test(`wide ReLU rows (${distance}): loss and gradient`, async () => {
+      const b = 48;
+      const d = 777;
+      const xv = values(b * d).map((v, k) => Math.max(0, v) * (Math.floor(k / d) % 4 === 0 ? 30 : 1));
+      const labels = Int32Array.from({ length: b }, (_, i) => i % 6);
+      const options = { distance, temperature: distance === 'cosine' ? 0.5 : 50 };
+      await agree(
+        () => {
+          const x = tf.tensor2d(xv, [b, d]);
+          return [snnl(x, labels, options), tf.grad((f: tf.Tensor) => snnl(f, labels, options))(x)];
+        },
+        1e-4,
+        d,
+      );
+    });
+  }
+
   test('large unnormalized activations (partners far beyond the row maximum) stay finite and agree', async () => {
     const b = 64;
     const d = 300;

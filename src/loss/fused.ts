@@ -8,7 +8,8 @@
  *   rowLoss: l_i, 0 for rows left out (log-sum-exp: rows without a same-class partner).
  *   K: dLoss/dD per unit row weight, so that with w_i = dLoss/dl_i, H = K * w (row i scaled by w_i) is
  *      dLoss/dD. For Euclidean distance K is already divided by 2 D (0 where D = 0), i.e. taken with
- *      respect to the squared distance.
+ *      respect to the squared distance. Its diagonal (dLoss/dD_ii = 0: a row is never its own neighbour)
+ *      is the backend's own, for its backward kernel: the native backend keeps 1 / |x_i| there for cosine.
  * SnnlFusedRowsGrad(x, K, weights [b]; distance) -> dLoss/dX [b, d], with A = H + H^T:
  *   squared Euclidean / Euclidean: 2 (rowsum(A) c_i - (A C)_i), C the centred rows;
  *   cosine: (g_i - u_i (u_i . g_i)) / |x_i|, g = -A U, U the unit rows (norms floored at 1e-12).
