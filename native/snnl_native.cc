@@ -533,10 +533,12 @@ Napi::Value SnnlForward(const Napi::CallbackInfo& info) {
     at::Tensor centred;
     if (distance != kCosine) centred = prepareRows(x, distance).first;
     gram(k, (distance == kCosine ? x : centred).data_ptr<float>(), b, d);
-    std::vector<float> diagonal(b), inverseNorms(b);
-    for (int64_t i = 0; i < b; i++) {
-      diagonal[i] = k[i * b + i];
-      inverseNorms[i] = 1.0f / std::max(std::sqrt(diagonal[i]), static_cast<float>(kCosineNormFloor));
+    std::vector<float> diagonal(b), inverseNorms;
+    for (int64_t i = 0; i < b; i++) diagonal[i] = k[i * b + i];
+    if (distance == kCosine) {
+      inverseNorms.resize(b);
+      for (int64_t i = 0; i < b; i++)
+        inverseNorms[i] = 1.0f / std::max(std::sqrt(diagonal[i]), static_cast<float>(kCosineNormFloor));
     }
     const float* s = diagonal.data();
     auto distances = at::empty({b, b}, x.options());
