@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeIdx, parseIdx } from '../src/data/idx.js';
 import { encodeMat, parseMat, type MatArray } from '../src/data/mat.js';
 import { encodeTar, untar } from '../src/data/cifar.js';
-import { FASHION_MNIST_DEBIAN_DIR, loadDataset } from '../src/data/datasets.js';
+import { FASHION_MNIST_DEBIAN_DIR, loadDataset, withPixels, type PixelScale } from '../src/data/datasets.js';
 import { epochOrder, gatherBatch } from '../src/data/batches.js';
 import { inputErrorMessage as inputError, needs, onBackend } from './helpers.js';
 
@@ -351,6 +351,18 @@ describe('the real MNIST and Fashion-MNIST', () => {
     expect(histogram(mnist.train.labels)).toEqual([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
     expect(histogram(mnist.test.labels)).toEqual([980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
     expect(mnist.normalization).toEqual({ mean: 0.1307, std: 0.3081 });
+  });
+
+  it("feeds the reference code's pixels in [0, 1] with pixels 'unit': same images, no mean/std", () => {
+    const normalized = loadDataset('mnist');
+    const unit = loadDataset('mnist', undefined, { pixels: 'unit' });
+    expect(unit.normalization).toEqual({ mean: 0, std: 1 });
+    expect(unit.train.images).toBe(normalized.train.images);
+    expect(loadDataset('mnist', undefined, { pixels: 'normalized' })).toBe(normalized);
+    expect(withPixels(normalized, 'unit').normalization).toEqual({ mean: 0, std: 1 });
+    expect(inputError(() => withPixels(normalized, 'raw' as PixelScale))).toBe(
+      "pixels: expected one of normalized, unit, got 'raw'",
+    );
   });
 
   needs(existsSync(FASHION_MNIST_DEBIAN_DIR), 'Debian package dataset-fashion-mnist is not installed')(

@@ -10,8 +10,8 @@ import { decodeCheckpoint, encodeCheckpoint } from '../src/training/checkpoint.j
 import { configFromFlags, type TrainFlags } from '../src/cli/train-flags.js';
 import type { EpochMetrics } from '../src/training/loop.js';
 import { trainRun as train } from '../src/training/run.js';
-import { createRun } from '../src/training/run-store.js';
-import { needs, onBackend } from './helpers.js';
+import { createRun, loadTrainedNetwork, runParts } from '../src/training/run-store.js';
+import { inputErrorMessage as inputError, needs, onBackend } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const snnlCli = (...args: string[]) =>
@@ -103,6 +103,25 @@ describe('training', () => {
       expect(apart[layer]!.optimalLoss, layer).toBeLessThan(baseline[layer]!.optimalLoss);
       expect(mixed[layer]!.optimalLoss, layer).toBeGreaterThan(baseline[layer]!.optimalLoss);
     }
+  });
+});
+
+describe('--pixels', () => {
+  it("records the pixel scale in config.json and feeds the network [0, 1] pixels with 'unit'", async () => {
+    expect(configFromFlags(SMALL).pixels).toBe('normalized');
+    const unit = configFromFlags({ ...SMALL, pixels: 'unit' });
+    expect(unit.pixels).toBe('unit');
+    expect(runParts(unit).dataset.normalization).toEqual({ mean: 0, std: 1 });
+    expect(runParts(configFromFlags(SMALL)).dataset.normalization).toEqual({ mean: 0.1307, std: 0.3081 });
+    // A run from before the option (no pixels field) keeps the data set's normalization.
+    const { pixels: _p, ...old } = configFromFlags(SMALL);
+    expect(runParts(old).dataset.normalization).toEqual({ mean: 0.1307, std: 0.3081 });
+    const { dir } = await run({ ...SMALL, epochs: '1', pixels: 'unit' });
+    expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).config.pixels).toBe('unit');
+    expect(loadTrainedNetwork(dir).dataset.normalization).toEqual({ mean: 0, std: 1 });
+    expect(inputError(() => configFromFlags({ ...SMALL, pixels: 'raw' }))).toBe(
+      '--pixels: unknown value "raw"; expected one of normalized, unit',
+    );
   });
 });
 

@@ -15,7 +15,7 @@ import { summarizeRuns, summaryMarkdown, unfinishedRuns, writeSummaryTable } fro
 import { findRuns } from '../report/report.js';
 import { formatMeasurement, measure, type MeasureFlags } from './measure.js';
 import { datasetStatus, formatStatus, verifyAll } from './datasets.js';
-import { defaultDataDir } from '../data/datasets.js';
+import { defaultDataDir, PIXEL_SCALES } from '../data/datasets.js';
 import { MODEL_NAMES } from '../models/models.js';
 import { P_VALUE_FORMS } from '../analysis/dknn.js';
 import { evaluateCommand, formatEvaluation, formatTrainResult, trainCommand } from './train.js';
@@ -94,6 +94,14 @@ export function buildProgram(): Command {
     .command('train')
     .description('train a network with SNNL on every hidden layer: total = primary loss + factor x sum of SNNL')
     .option('--dataset <name>', 'data set (see snnl datasets)')
+    .addOption(
+      new Option(
+        '--pixels <scale>',
+        "'normalized' (the data set's mean and std) or 'unit' (pixels in [0, 1], as the paper's code feeds them)",
+      )
+        .choices([...PIXEL_SCALES])
+        .default('normalized'),
+    )
     .addOption(new Option('--model <name>', 'network').choices([...MODEL_NAMES]))
     .option('--factor <a>', 'SNNL factor a (negative entangles the classes; 0 trains without SNNL)', '0')
     .option(

@@ -2,6 +2,7 @@
  * `snnl train`'s flags: their parsing into a TrainConfig, with errors that name the flag, before any work
  * starts.
  */
+import { PIXEL_SCALES } from '../data/datasets.js';
 import { parseImageShape } from '../data/reshape.js';
 import { InputError, checkOneOf } from '../errors.js';
 import { DISTANCES } from '../loss/distance.js';
@@ -38,6 +39,7 @@ export function parseTemperatureRule(value: string | number | undefined): Temper
 export interface TrainFlags {
   dataset?: string;
   dataDir?: string;
+  pixels?: string;
   model?: string;
   factor?: string;
   temperature?: string;
@@ -101,6 +103,7 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
   const config: TrainConfig = {
     dataset: flags.dataset,
     ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
+    pixels: oneOf(flags.pixels, PIXEL_SCALES, '--pixels') ?? TRAIN_DEFAULTS.pixels,
     model,
     modelOptions: widths ? { widths } : {},
     factor,

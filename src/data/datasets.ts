@@ -68,6 +68,22 @@ export function defaultDataDir(): string {
 
 const UNIT: Normalization = { mean: 0, std: 1 };
 
+/**
+ * How pixels reach a network: 'normalized' by the data set's own mean and std (MNIST's 0.1307 and
+ * 0.3081; the others are already in [0, 1]), or 'unit': scaled to [0, 1] and nothing more, as the
+ * paper's reference code feeds them.
+ */
+export type PixelScale = 'normalized' | 'unit';
+export const PIXEL_SCALES: readonly PixelScale[] = ['normalized', 'unit'];
+
+/** The data set with its pixels fed as `pixels` says (the same images; only the normalization differs). */
+export function withPixels(dataset: Dataset, pixels: PixelScale = 'normalized'): Dataset {
+  if (pixels === 'normalized') return dataset;
+  if (pixels !== 'unit')
+    throw new InputError('pixels', `expected one of ${PIXEL_SCALES.join(', ')}, got '${String(pixels)}'`);
+  return { ...dataset, normalization: UNIT };
+}
+
 function read(path: string): Uint8Array {
   try {
     return readFileSync(path);
@@ -357,8 +373,17 @@ export function getDatasetSpec(name: string): DatasetSpec {
 
 const cache = new Map<string, Dataset>();
 
-/** Loads a data set by name (once per process), or explains how to provide it. */
-export function loadDataset(name: string, dataDir: string = defaultDataDir()): Dataset {
+export interface LoadOptions {
+  /** How the pixels are fed (default 'normalized'): see PixelScale. */
+  pixels?: PixelScale;
+}
+
+/** Loads a data set by name (decoded once per process), or explains how to provide it. */
+export function loadDataset(name: string, dataDir: string = defaultDataDir(), options: LoadOptions = {}): Dataset {
+  return withPixels(decodeDataset(name, dataDir), options.pixels);
+}
+
+function decodeDataset(name: string, dataDir: string): Dataset {
   const key = `${name}\0${dataDir}`;
   const cached = cache.get(key);
   if (cached) return cached;

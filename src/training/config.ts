@@ -4,6 +4,7 @@
  * Errors name the field (`batchSize`); the command line maps them to its flags.
  */
 import { InputError } from '../errors.js';
+import type { PixelScale } from '../data/datasets.js';
 import type { DistanceName } from '../loss/distance.js';
 import type { PresetName } from '../loss/presets.js';
 import type { ModelName, ModelOptions } from '../models/models.js';
@@ -14,6 +15,11 @@ export interface TrainConfig {
   dataset: string;
   /** Folder of user-supplied data sets (svhn, cifar10, ...). */
   dataDir?: string;
+  /**
+   * How the pixels are fed: 'normalized' (the data set's mean and std) or 'unit' ([0, 1], as the paper's
+   * reference code). Absent in runs from before the option: 'normalized'.
+   */
+  pixels?: PixelScale;
   model: ModelName;
   modelOptions: ModelOptions;
   /** a in total = primary loss + a * sum over hidden layers of SNNL; a < 0 entangles. 0: no SNNL term. */
@@ -63,6 +69,7 @@ export function measureOptions(config: TrainConfig): { preset: PresetName; dista
 }
 
 export const TRAIN_DEFAULTS = {
+  pixels: 'normalized' as PixelScale,
   factor: 0,
   temperature: 100 as TemperatureRule,
   preset: 'stable' as PresetName,

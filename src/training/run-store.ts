@@ -113,7 +113,11 @@ export function provenance(
 
 /** The run's data set (cut to its training subset, if it has one) and its freshly initialized network. */
 export function runParts(config: TrainConfig): { dataset: Dataset; net: Network } {
-  const subset = withTrainSubset(loadDataset(config.dataset, config.dataDir), config.trainSubset, config.seed);
+  const subset = withTrainSubset(
+    loadDataset(config.dataset, config.dataDir, { pixels: config.pixels }),
+    config.trainSubset,
+    config.seed,
+  );
   const dataset = config.inputShape ? withImageShape(subset, config.inputShape) : subset;
   const net = buildNetwork(config.model, dataset.imageShape, dataset.classes, config.seed, config.modelOptions);
   return { dataset, net };
