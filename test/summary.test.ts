@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { summarizeRuns, unfinishedRuns } from '../src/experiments/summary.js';
+import { pairedDifferences, summarizeRuns, unfinishedRuns } from '../src/experiments/summary.js';
+import { meanInterval, tQuantile, verdictOf } from '../src/analysis/intervals.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../src/training/config.js';
 import { createRun } from '../src/training/run-store.js';
 
@@ -72,5 +73,62 @@ describe('snnl summarize', () => {
     const none = spawnSync(process.execPath, [CLI, 'summarize', empty], { encoding: 'utf8' });
     expect(none.status).toBe(2);
     expect(none.stderr.trim()).toMatch(/holds no run \(no config\.json in it or its sub-folders\)$/);
+  });
+});
+
+describe('paired differences against the baseline', () => {
+  it("Student's t quantiles match the printed tables", () => {
+    const table: [number, number][] = [
+      [1, 12.7062],
+      [2, 4.3027],
+      [4, 2.7764],
+      [10, 2.2281],
+      [30, 2.0423],
+    ];
+    for (const [df, t] of table) expect(tQuantile(0.975, df), `df ${df}`).toBeCloseTo(t, 4);
+    expect(tQuantile(0.95, 4)).toBeCloseTo(2.1318, 4);
+    expect(() => tQuantile(0.4, 3)).toThrow(RangeError);
+    const one = meanInterval([2]);
+    expect([one.low, one.high, verdictOf(one)]).toEqual([null, null, 'not distinguishable']);
+  });
+
+  it('pair seeds with the baseline trained the same way, with the t interval and verdict by hand', () => {
+    const root = mkdtempSync(join(tmpdir(), 'snnl-paired-'));
+    const dirs = [
+      fakeRun(root, 'b1', { seed: 1, pixels: 'unit' }, [0.97], 0),
+      fakeRun(root, 'b2', { seed: 2, pixels: 'unit' }, [0.98], 0),
+      fakeRun(root, 'b3', { seed: 3, pixels: 'unit' }, [0.99], 0),
+      // Within noise: +0.5, +1.0, -0.5 points.
+      fakeRun(root, 'e1', { seed: 1, pixels: 'unit', factor: -10 }, [0.975], 0),
+      fakeRun(root, 'e2', { seed: 2, pixels: 'unit', factor: -10 }, [0.99], 0),
+      fakeRun(root, 'e3', { seed: 3, pixels: 'unit', factor: -10 }, [0.985], 0),
+      // Worse: -2, -3, -2.5 points; seed 4 has no baseline and is left out of the pairs.
+      fakeRun(root, 'w1', { seed: 1, pixels: 'unit', factor: -1 }, [0.95], 0),
+      fakeRun(root, 'w2', { seed: 2, pixels: 'unit', factor: -1 }, [0.95], 0),
+      fakeRun(root, 'w3', { seed: 3, pixels: 'unit', factor: -1 }, [0.965], 0),
+      fakeRun(root, 'w4', { seed: 4, pixels: 'unit', factor: -1 }, [0.5], 0),
+      // Normalized pixels: no baseline trained that way, so no pair.
+      fakeRun(root, 'n1', { seed: 1, factor: -10 }, [0.9], 0),
+    ];
+    const paired = pairedDifferences(summarizeRuns(dirs));
+    expect(paired).toHaveLength(2);
+    const within = paired.find((p) => p.settings.includes('factor -10'))!;
+    expect(within.baseline).toBe('mlp, baseline, pixels in [0, 1]');
+    expect(within.seeds).toEqual([1, 2, 3]);
+    within.differences.forEach((d, i) => expect(d).toBeCloseTo([0.5, 1, -0.5][i]!, 9));
+    const sd = Math.sqrt(((0.5 - 1 / 3) ** 2 + (1 - 1 / 3) ** 2 + (-0.5 - 1 / 3) ** 2) / 2);
+    expect(within.mean).toBeCloseTo(1 / 3, 9);
+    expect(within.low!).toBeCloseTo(1 / 3 - (4.302653 * sd) / Math.sqrt(3), 5);
+    expect(within.high!).toBeCloseTo(1 / 3 + (4.302653 * sd) / Math.sqrt(3), 5);
+    expect(within.verdict).toBe('not distinguishable');
+    const worse = paired.find((p) => p.settings.includes('factor -1,'))!;
+    expect(worse.seeds).toEqual([1, 2, 3]);
+    expect(worse.mean).toBeCloseTo(-2.5, 9);
+    expect(worse.high!).toBeCloseTo(-2.5 + (4.302653 * 0.5) / Math.sqrt(3), 5);
+    expect(worse.verdict).toBe('worse');
+    // The command prints the paired table under the main one.
+    const run = spawnSync(process.execPath, [CLI, 'summarize', root], { encoding: 'utf8' });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/\| mnist \| mlp, factor -1, .* \| 1, 2, 3 \| -2\.00, -3\.00, -2\.50 \| -2\.50 \|/);
   });
 });

@@ -11,7 +11,7 @@ import { DISTANCES } from '../loss/distance.js';
 import { PRESETS } from '../loss/presets.js';
 import { report } from './errors.js';
 import { InputError } from '../errors.js';
-import { summarizeRuns, summaryMarkdown, unfinishedRuns, writeSummaryTable } from '../experiments/summary.js';
+import { summarizeRuns, summaryDocument, unfinishedRuns, writeSummaryTable } from '../experiments/summary.js';
 import { findRuns } from '../report/report.js';
 import { formatMeasurement, measure, type MeasureFlags } from './measure.js';
 import { datasetStatus, formatStatus, verifyAll } from './datasets.js';
@@ -372,7 +372,7 @@ export function buildProgram(): Command {
       const rows = summarizeRuns(runs);
       if (rows.length === 0) throw new InputError(dir, 'holds no finished run');
       if (flags.out !== undefined) writeSummaryTable(flags.out, rows);
-      process.stdout.write(summaryMarkdown(rows));
+      process.stdout.write(summaryDocument(rows));
     });
 
   program

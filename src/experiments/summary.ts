@@ -6,7 +6,9 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { meanInterval, verdictOf, type Verdict } from '../analysis/intervals.js';
 import { writeAtomic, writeJsonAtomic } from '../io/atomic.js';
+import type { TrainConfig } from '../training/config.js';
 import { readHistory, readStoredConfig } from '../training/run-store.js';
 
 export interface SummaryRow {
@@ -19,6 +21,25 @@ export interface SummaryRow {
   entanglement: Record<string, { mean: number; std: number; values: number[] }>;
   commits: string[];
   trainSeconds: number;
+  /** The group's config, less the seed. */
+  config: Omit<TrainConfig, 'seed'>;
+}
+
+/** An SNNL group against the baseline trained on the same inputs, seed by seed. */
+export interface PairedRow {
+  dataset: string;
+  settings: string;
+  baseline: string;
+  /** Seeds both groups finished. */
+  seeds: number[];
+  /** Test accuracy points, this group minus the baseline, per seed. */
+  differences: number[];
+  mean: number;
+  std: number;
+  /** The 95% t interval of the mean difference (null for one seed). */
+  low: number | null;
+  high: number | null;
+  verdict: Verdict;
 }
 
 export const mean = (v: number[]) => v.reduce((a, x) => a + x, 0) / v.length;
@@ -42,10 +63,11 @@ export function summarizeRuns(dirs: string[]): SummaryRow[] {
     const { seed, ...rest } = stored.config;
     const key = JSON.stringify(rest);
     const c = stored.config;
+    const pixels = c.pixels === 'unit' ? ', pixels in [0, 1]' : '';
     const settings =
       c.factor === 0
-        ? `${c.model}, baseline`
-        : `${c.model}, factor ${c.factor}, T ${c.temperature}${c.optimizeTemperature ? ' (one-step update)' : ''}${c.relativeTemperature ? ' (relative)' : ''}, ${c.preset}, ${c.distance}`;
+        ? `${c.model}, baseline${pixels}`
+        : `${c.model}, factor ${c.factor}, T ${c.temperature}${c.optimizeTemperature ? ' (one-step update)' : ''}${c.relativeTemperature ? ' (relative)' : ''}, ${c.preset}, ${c.distance}${pixels}`;
     const row = groups.get(key) ?? {
       dataset: c.dataset,
       settings,
@@ -55,6 +77,7 @@ export function summarizeRuns(dirs: string[]): SummaryRow[] {
       entanglement: {},
       commits: [],
       trainSeconds: 0,
+      config: rest,
     };
     row.seeds.push(seed);
     row.epochs.push(history.length);
@@ -74,6 +97,71 @@ export function summarizeRuns(dirs: string[]): SummaryRow[] {
     for (const e of Object.values(row.entanglement)) Object.assign(e, { mean: mean(e.values), std: std(e.values) });
   }
   return rows.sort((a, b) => a.dataset.localeCompare(b.dataset));
+}
+
+/** What a baseline must share with an SNNL group to be its pair: everything but the SNNL term's settings. */
+function sameTraining(a: Omit<TrainConfig, 'seed'>, b: Omit<TrainConfig, 'seed'>): boolean {
+  const training = (c: Omit<TrainConfig, 'seed'>) =>
+    JSON.stringify([
+      c.dataset,
+      c.dataDir ?? null,
+      c.pixels ?? 'normalized',
+      c.model,
+      c.modelOptions,
+      c.epochs,
+      c.batchSize,
+      c.lr,
+      c.evalSample,
+      c.trainSubset ?? null,
+      c.inputShape ?? null,
+    ]);
+  return training(a) === training(b);
+}
+
+/**
+ * Each SNNL group against the baseline group trained the same way (same data, pixels, model, epochs,
+ * batch, learning rate): the paired difference of final test accuracy over the seeds both finished, its
+ * mean with a 95% t interval, and the verdict (better or worse where the interval excludes 0).
+ */
+export function pairedDifferences(rows: SummaryRow[]): PairedRow[] {
+  const paired: PairedRow[] = [];
+  for (const row of rows) {
+    if (row.config.factor === 0) continue;
+    const baseline = rows.find((b) => b.config.factor === 0 && sameTraining(b.config, row.config));
+    if (!baseline) continue;
+    const seeds = row.seeds.filter((s) => baseline.seeds.includes(s));
+    if (seeds.length === 0) continue;
+    const differences = seeds.map(
+      (s) => row.accuracy.values[row.seeds.indexOf(s)]! - baseline.accuracy.values[baseline.seeds.indexOf(s)]!,
+    );
+    const interval = meanInterval(differences);
+    paired.push({
+      dataset: row.dataset,
+      settings: row.settings,
+      baseline: baseline.settings,
+      seeds,
+      differences,
+      mean: interval.mean,
+      std: interval.std,
+      low: interval.low,
+      high: interval.high,
+      verdict: verdictOf(interval),
+    });
+  }
+  return paired;
+}
+
+/** The paired table as markdown. */
+export function pairedMarkdown(rows: PairedRow[]): string {
+  const header = ['data set', 'settings', 'seeds', 'minus baseline, per seed', 'mean', '95% interval', 'verdict'];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
+  for (const r of rows) {
+    const interval = r.low === null ? 'one seed' : `${signed(r.low)} to ${signed(r.high!)}`;
+    const cells = [r.dataset, r.settings, r.seeds.join(', '), r.differences.map(signed).join(', ')];
+    lines.push(`| ${[...cells, signed(r.mean), interval, r.verdict].join(' | ')} |`);
+  }
+  return lines.join('\n') + '\n';
 }
 
 /** The table as markdown: one line per group. */
@@ -106,9 +194,21 @@ export function summaryMarkdown(rows: SummaryRow[]): string {
   return lines.join('\n') + '\n';
 }
 
+/** The table, and where the folder has baselines, the paired table with its heading. */
+export function summaryDocument(rows: SummaryRow[]): string {
+  const paired = pairedDifferences(rows);
+  if (paired.length === 0) return summaryMarkdown(rows);
+  return (
+    summaryMarkdown(rows) +
+    '\nTest accuracy, minus the baseline trained the same way with the same seed (points; 95% t interval ' +
+    'of the mean over the seeds; better or worse where the interval excludes 0):\n\n' +
+    pairedMarkdown(paired)
+  );
+}
+
 /** Writes table.md and table.json into `out`. */
 export function writeSummaryTable(out: string, rows: SummaryRow[]): void {
   mkdirSync(out, { recursive: true });
-  writeAtomic(join(out, 'table.md'), summaryMarkdown(rows));
-  writeJsonAtomic(join(out, 'table.json'), { rows });
+  writeAtomic(join(out, 'table.md'), summaryDocument(rows));
+  writeJsonAtomic(join(out, 'table.json'), { rows, paired: pairedDifferences(rows) });
 }
