@@ -18,7 +18,14 @@ import { datasetStatus, formatStatus, verifyAll } from './datasets.js';
 import { defaultDataDir, PIXEL_SCALES } from '../data/datasets.js';
 import { MODEL_NAMES } from '../models/models.js';
 import { P_VALUE_FORMS } from '../analysis/dknn.js';
-import { evaluateCommand, formatEvaluation, formatTrainResult, trainCommand } from './train.js';
+import {
+  evaluateCommand,
+  exportCommand,
+  formatEvaluation,
+  formatExport,
+  formatTrainResult,
+  trainCommand,
+} from './train.js';
 import { quickstartCommand, reportCommand, reproduceCommand, toyCommand } from './experiment.js';
 import { dknnCommand, dknnOptions, dknnSummaryCommand, formatDknn, type DknnFlags } from './dknn.js';
 import { dknnFeaturesCommand, formatFeatureDknn } from './dknn-features.js';
@@ -160,6 +167,19 @@ export function buildProgram(): Command {
     .action(async (dir: string, flags: { protocol?: string; backend?: string; json?: boolean }) => {
       const result = await evaluateCommand(dir, flags);
       process.stdout.write((flags.json ? JSON.stringify(result, null, 2) : formatEvaluation(result)) + '\n');
+    });
+
+  program
+    .command('export')
+    .description("a run's network as tfjs's model.json and weights.bin, for tf.loadLayersModel('file://...')")
+    .argument('<dir>', 'run folder')
+    .option('--out <dir>', 'folder for model.json and weights.bin (default <dir>/model)')
+    .addOption(backendOption())
+    .option('--json', 'print the result as JSON')
+    .exitOverride()
+    .action(async (dir: string, flags: { out?: string; backend?: string; json?: boolean }) => {
+      const result = await exportCommand(dir, flags);
+      process.stdout.write((flags.json ? JSON.stringify(result, null, 2) : formatExport(result)) + '\n');
     });
 
   program

@@ -1,6 +1,6 @@
 /**
- * `snnl train` and `snnl evaluate`: a training run from flags (or resumed from its folder), and the
- * accuracy and per-layer SNNL of a saved run.
+ * `snnl train`, `snnl evaluate` and `snnl export`: a training run from flags (or resumed from its
+ * folder), the accuracy and per-layer SNNL of a saved run, and its network as a tfjs model.json.
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { formatSeconds } from '../format.js';
 import { formatEpoch, trainRun } from '../training/run.js';
 import { createRun, loadTrainedNetwork, readStoredConfig, runFiles, writeSummary } from '../training/run-store.js';
 import { configFromFlags, type TrainFlags } from './train-flags.js';
+import { fileSystem } from '../io/file-system.js';
 import { unboundedWhenEntangling } from '../training/entangling.js';
 
 export function defaultRunDir(config: TrainConfig): string {
@@ -167,4 +168,38 @@ export function formatEvaluation(r: EvaluateResult): string {
     );
   }
   return lines.join('\n');
+}
+
+export interface ExportResult {
+  dir: string;
+  out: string;
+  epoch: number;
+  /** The model's outputs in order: the hidden layers, then the logits. */
+  outputs: string[];
+}
+
+/**
+ * `snnl export RUN [--out DIR]`: the run's network at its last finished epoch as tfjs's model.json and
+ * weights.bin (default RUN/model), for tf.loadLayersModel('file://DIR/model.json').
+ */
+export async function exportCommand(dir: string, flags: { out?: string; backend?: string }): Promise<ExportResult> {
+  readStoredConfig(dir);
+  await useBackend(flags.backend);
+  const { net, epoch } = loadTrainedNetwork(dir);
+  const out = flags.out ?? join(dir, 'model');
+  try {
+    await net.model.save(fileSystem(out));
+  } finally {
+    net.model.dispose();
+  }
+  const outputs = [...net.hiddenLayers, net.kind === 'autoencoder' ? 'reconstruction logits' : 'logits'];
+  return { dir, out, epoch, outputs };
+}
+
+export function formatExport(result: ExportResult): string {
+  return [
+    `exported ${result.dir} (epoch ${result.epoch}) to ${join(result.out, 'model.json')} and weights.bin`,
+    `outputs, in order: ${result.outputs.join(', ')}`,
+    `load it: await tf.loadLayersModel('file://${join(result.out, 'model.json')}') after import 'snnl'`,
+  ].join('\n');
 }
