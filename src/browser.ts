@@ -12,12 +12,14 @@ export {
   trainWithSnnl,
   measureLayers,
   type TrainWithSnnlOptions,
+  type SnnlHistory,
   type MeasureLayersOptions,
   type TrainingData,
   type LabelledBatch,
   type LabelInput,
 } from './training/with-snnl.js';
 export type { EpochMetrics } from './training/loop.js';
+export type { TfjsCallbacks } from './training/callbacks.js';
 export type { LayerEntanglement } from './training/evaluate.js';
 export {
   DeepKnn,

@@ -172,7 +172,7 @@ describe('the training loop, driven with its parts', () => {
         snnl: { checkFinite: false },
       },
       callbacks: {
-        onBatchEnd: (p) => seen.push(p.done),
+        onBatchEnd: (p) => void seen.push(p.done),
         evaluate: () => ({ test: testScore(net, dataset), entanglement: {} }),
       },
     });

@@ -114,6 +114,94 @@ describe('trainWithSnnl', () => {
     model.dispose();
   }, 120_000);
 
+  it("calls tfjs callbacks with model.fit's hooks and logs, returns a tf.History, and earlyStopping stops it", async () => {
+    const model = sequential(5);
+    const events: string[] = [];
+    const batchLogs: Record<string, number>[] = [];
+    const epochLogs: Record<string, number>[] = [];
+    const tensors = tf.memory().numTensors;
+    const history = await trainWithSnnl(
+      model,
+      { x: images, y: labels },
+      {
+        factor: 1,
+        epochs: 6,
+        batchSize: 256,
+        validationData: { x: testImages, y: testLabels },
+        callbacks: [
+          {
+            onTrainBegin: async () => void events.push('train begin'),
+            onEpochBegin: async (epoch) => void events.push(`epoch ${epoch} begin`),
+            onBatchBegin: async (batch) => void (batch === 0 && events.push('batch 0 begin')),
+            onBatchEnd: async (_batch, logs) => void batchLogs.push({ ...logs } as Record<string, number>),
+            onEpochEnd: async (epoch, logs) => {
+              events.push(`epoch ${epoch} end`);
+              epochLogs.push({ ...logs } as Record<string, number>);
+            },
+            onTrainEnd: async () => void events.push('train end'),
+          },
+          // No improvement of at least 10 in the validation cross-entropy: stop after the second epoch.
+          tf.callbacks.earlyStopping({ patience: 1, minDelta: 10 }),
+        ],
+      },
+    );
+    expect(history).toHaveLength(2);
+    expect(events).toEqual([
+      'train begin',
+      'epoch 0 begin',
+      'batch 0 begin',
+      'epoch 0 end',
+      'epoch 1 begin',
+      'batch 0 begin',
+      'epoch 1 end',
+      'train end',
+    ]);
+    expect(batchLogs).toHaveLength(16);
+    expect(Object.keys(batchLogs[0]!).sort()).toEqual(['acc', 'batch', 'loss', 'primary', 'size', 'snnl']);
+    expect(batchLogs[3]).toMatchObject({ batch: 3, size: 256 });
+    const last = epochLogs[1]!;
+    expect(Object.keys(last).sort()).toEqual(['acc', 'loss', 'primary', 'snnl', 'val_acc', 'val_loss']);
+    expect(last['loss']).toBeCloseTo(history[1]!.train.loss, 6);
+    expect(last['val_acc']).toBe(history[1]!.test.accuracy);
+    // val_loss: the cross-entropy of the softmax output on the validation data, by hand.
+    const byHand = tf.tidy(() => {
+      const p = model.predict(testImages) as tf.Tensor;
+      const picked = tf.sum(tf.mul(p, tf.oneHot(tf.tensor1d(testLabels, 'int32'), 10)), 1);
+      return -tf.mean(tf.log(tf.clipByValue(picked, 1e-7, 1))).dataSync()[0]!;
+    });
+    expect(last['val_loss']).toBeCloseTo(byHand, 4);
+    // The tf.History beside the records.
+    expect(history.history.epoch).toEqual([0, 1]);
+    expect(history.history.history['val_loss']).toEqual(epochLogs.map((l) => l['val_loss']));
+    expect(model.stopTraining).toBe(true);
+    expect(tf.memory().numTensors).toBe(tensors);
+    model.dispose();
+  }, 120_000);
+
+  it('stops after the batch in which a callback sets model.stopTraining, recording that epoch', async () => {
+    const model = sequential(7);
+    const history = await trainWithSnnl(
+      model,
+      { x: images, y: labels },
+      {
+        factor: -1,
+        epochs: 3,
+        batchSize: 256,
+        callbacks: new tf.CustomCallback({
+          onBatchEnd: async (batch) => {
+            if (batch === 2) model.stopTraining = true;
+          },
+        }),
+      },
+    );
+    expect(history).toHaveLength(1);
+    expect(history.history.epoch).toEqual([0]);
+    await expect(
+      trainWithSnnl(model, { x: images, y: labels }, { factor: 1, callbacks: [42 as never] }),
+    ).rejects.toThrow('callbacks: item 0 is 42; expected a tf.Callback or {onEpochEnd, ...}');
+    model.dispose();
+  }, 60_000);
+
   it('trains a functional model from a tf.data.Dataset and from a function of the epoch', async () => {
     const input = tf.input({ shape: [28, 28, 1] });
     const flat = tf.layers.flatten().apply(input) as tf.SymbolicTensor;

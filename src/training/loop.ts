@@ -70,16 +70,26 @@ export interface BatchProgress {
   /** Running training accuracy of the epoch; null for the autoencoder. */
   accuracy: number | null;
   imagesPerSecond: number;
+  /** The last batch's own figures (tfjs's batch logs). */
+  batch: { size: number; loss: number; primary: number; snnl: number; correct: number };
 }
 
 export interface LoopCallbacks {
-  onBatchEnd?(progress: BatchProgress): void;
+  /** Before epoch `epoch` (1-based) and before batch `batch` (0-based) of it (tfjs's hooks). */
+  onEpochBegin?(epoch: number): void | Promise<void>;
+  onBatchBegin?(epoch: number, batch: number): void | Promise<void>;
+  onBatchEnd?(progress: BatchProgress): void | Promise<void>;
   /** Test score and entanglement after an epoch (without it, the history records none). */
   evaluate?(epoch: number, temperature: number | 'optimal'): Pick<EpochMetrics, 'test' | 'entanglement'>;
   /** After each epoch, with its metrics and the state to save for resuming. */
   onEpochEnd?(metrics: EpochMetrics, state: LoopState): void | Promise<void>;
   /** True stops the loop before that batch (0-based) of that epoch (1-based), as a killed process would. */
   shouldStop?(epoch: number, batch: number): boolean;
+  /**
+   * Asked after every batch and epoch (tfjs's model.stopTraining): true ends the epoch after this batch,
+   * with its evaluation and onEpochEnd over the batches done, and trains no further epoch.
+   */
+  stopRequested?(): boolean;
 }
 
 export interface LoopParts {
@@ -113,10 +123,18 @@ export async function trainLoop(parts: LoopParts): Promise<EpochMetrics[]> {
     };
     const sums = { loss: 0, primary: 0, snnl: 0, correct: 0, seen: 0 };
     let k = 0;
+    let stopping = false;
+    await callbacks.onEpochBegin?.(epoch + 1);
     for await (const batch of data.batches(epoch)) {
       if (callbacks.shouldStop?.(epoch + 1, k)) {
         tf.dispose([batch.x, batch.y]);
         return state.history;
+      }
+      try {
+        await callbacks.onBatchBegin?.(epoch + 1, k);
+      } catch (error) {
+        tf.dispose([batch.x, batch.y]);
+        throw error;
       }
       let result;
       try {
@@ -136,14 +154,19 @@ export async function trainLoop(parts: LoopParts): Promise<EpochMetrics[]> {
       sums.correct += result.correct;
       sums.seen += n;
       k += 1;
-      callbacks.onBatchEnd?.({
+      await callbacks.onBatchEnd?.({
         epoch: epoch + 1,
         done: k,
         total,
         loss: sums.loss / sums.seen,
         accuracy: network.kind === 'classifier' ? sums.correct / sums.seen : null,
         imagesPerSecond: sums.seen / ((performance.now() - started) / 1000),
+        batch: { size: n, ...result },
       });
+      if (callbacks.stopRequested?.()) {
+        stopping = true;
+        break;
+      }
     }
     if (sums.seen === 0) throw new InputError('data', `epoch ${epoch + 1} has no batches`);
     const seconds = (performance.now() - started) / 1000;
@@ -164,6 +187,7 @@ export async function trainLoop(parts: LoopParts): Promise<EpochMetrics[]> {
     state.history.push(metrics);
     state.epoch = epoch + 1;
     await callbacks.onEpochEnd?.(metrics, state);
+    if (stopping || callbacks.stopRequested?.()) break;
   }
   return state.history;
 }

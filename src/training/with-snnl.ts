@@ -15,6 +15,8 @@ import { layerEntanglement, type LayerEntanglement } from './evaluate.js';
 import { trainingTerm, unboundedWhenEntangling } from './entangling.js';
 import { snnlLayers, temperatureAt, trainLoop, type BatchSource, type EpochMetrics } from './loop.js';
 import { FusedAdamOptimizer } from './optimizer.js';
+import { TfjsCallbackDriver, type TfjsCallbacks } from './callbacks.js';
+import { primaryLoss } from './step.js';
 
 const warned = new Set<string>();
 /** One line on the console, once per message (a warning is not an error: training goes on). */
@@ -76,9 +78,19 @@ export interface TrainWithSnnlOptions {
   seed?: number;
   /** Measured after every epoch: accuracy, and each SNNL layer's entanglement. */
   validationData?: { x: tf.Tensor; y: LabelInput };
+  /**
+   * tfjs callbacks: tf.Callback objects (tf.callbacks.earlyStopping, ...), tf.CustomCallback, or plain
+   * {onTrainBegin, onEpochBegin, onBatchBegin, onBatchEnd, onEpochEnd, onTrainEnd} hooks, with tfjs's
+   * logs (loss, acc, primary, snnl; val_loss and val_acc with validationData). Setting
+   * model.stopTraining = true in one ends training after that batch or epoch, as model.fit does.
+   */
+  callbacks?: TfjsCallbacks;
   onBatchEnd?: (batch: number, logs: { loss: number; accuracy: number | null }) => void;
   onEpochEnd?: (epoch: number, metrics: EpochMetrics) => void | Promise<void>;
 }
+
+/** Each epoch's record, and beside them (`.history`) the tf.History of tfjs's logs, as model.fit returns. */
+export type SnnlHistory = EpochMetrics[] & { history: tf.History };
 
 /** Class ids from labels given as ids or as one-hot rows. */
 function classIds(y: LabelInput, rows: number, subject: string): Int32Array {
@@ -218,7 +230,7 @@ export async function trainWithSnnl(
   model: tf.LayersModel,
   data: TrainingData,
   options: TrainWithSnnlOptions,
-): Promise<EpochMetrics[]> {
+): Promise<SnnlHistory> {
   if (!(model instanceof tf.LayersModel)) throw new InputError('model', 'expected a tf.LayersModel');
   if (typeof options?.factor !== 'number' || !Number.isFinite(options.factor)) {
     throw new InputError('factor', `expected a number (negative entangles), got ${String(options?.factor)}`);
@@ -246,9 +258,17 @@ export async function trainWithSnnl(
   const snnlOptions = { distance: term.distance, preset: term.preset };
   const validation = options.validationData;
   const validationLabels = validation ? classIds(validation.y, validation.x.shape[0]!, 'validationData.y') : undefined;
+  const driver = new TfjsCallbackDriver(model, options.callbacks, {
+    epochs,
+    steps: source.batchCount?.(0),
+    batchSize: data instanceof tf.data.Dataset || typeof data === 'function' ? undefined : (options.batchSize ?? 128),
+    samples: data instanceof tf.data.Dataset || typeof data === 'function' ? undefined : data.x.shape[0],
+    doValidation: validation !== undefined,
+  });
   const optimizer = options.optimizer ?? new FusedAdamOptimizer(options.learningRate ?? 1e-3);
   try {
-    return await trainLoop({
+    await driver.trainBegin();
+    const records = await trainLoop({
       network,
       optimizer,
       data: source,
@@ -262,7 +282,10 @@ export async function trainWithSnnl(
         snnl: { ...snnlOptions, checkFinite: false },
       },
       callbacks: {
-        onBatchEnd: (p) => options.onBatchEnd?.(p.done - 1, { loss: p.loss, accuracy: p.accuracy }),
+        ...driver.hooks({
+          onBatchEnd: (p) => options.onBatchEnd?.(p.done - 1, { loss: p.loss, accuracy: p.accuracy }),
+          onEpochEnd: (metrics) => options.onEpochEnd?.(metrics.epoch, metrics),
+        }),
         ...(validation
           ? {
               evaluate: (_epoch: number, temperature: number | 'optimal') => {
@@ -276,6 +299,17 @@ export async function trainWithSnnl(
                   ),
                 );
                 const accuracy = correct.dataSync()[0]! / validationLabels!.length;
+                const truth = tf.tensor1d(validationLabels!, 'int32');
+                const loss = tf.tidy(() =>
+                  primaryLoss(
+                    network,
+                    { x: validation.x, y: truth, labels: validationLabels! },
+                    outputs.at(-1)!,
+                    classes,
+                  ),
+                );
+                driver.setValidationLoss(loss.dataSync()[0]!);
+                tf.dispose([loss, truth]);
                 const entanglement = layerEntanglement(
                   outputs.slice(0, -1),
                   network.hiddenLayers,
@@ -288,9 +322,10 @@ export async function trainWithSnnl(
               },
             }
           : {}),
-        onEpochEnd: (metrics) => options.onEpochEnd?.(metrics.epoch, metrics),
       },
     });
+    await driver.trainEnd();
+    return Object.assign(records, { history: driver.history });
   } finally {
     if (options.optimizer === undefined) optimizer.dispose();
   }
