@@ -224,13 +224,52 @@ describe('snnl measure with bad input exits 2 with one clear line', () => {
       /--block-size: expected a whole number above 0/,
     ],
     ['a missing argument', () => [join(dir, 'x.npy')], /missing required argument 'labels'/],
+    [
+      'garbage appended to a labels .csv (control and non-ASCII characters shown escaped, on one line)',
+      () => [join(dir, 'x.npy'), bad('yg.csv', y.join('\n') + '\nV\u000b*L\u2028\u0000x\n')],
+      /yg\.csv: line 61, column 1: 'V\\u000b\*L\\u2028\\u0000x' is not a number$/,
+    ],
+    [
+      // The same check and words as snnl() (src/loss/options.ts): no NaN or null printed with exit 0.
+      'a value past the float32 overflow bound (1e25 at 7 features)',
+      () => [
+        bad(
+          'xbig.npy',
+          encodeNpy(
+            x.flat().map((v, k) => (k === 40 ? 1e25 : v)),
+            [b, 7],
+            'float32',
+          ),
+        ),
+        join(dir, 'y.npy'),
+      ],
+      /xbig\.npy: values reach 1\.00e\+25: squared distances between rows would overflow float32 at 7 features \(keep \|x\| below 1\.74e\+18\)/,
+    ],
   ];
   it.each(cases)('%s', (_name, args, pattern) => {
     const run = snnlCli('measure', ...args());
     expect(run.status).toBe(2);
     expect(run.stdout).toBe('');
-    expect(run.stderr).toMatch(pattern);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr.trim()).toMatch(pattern);
     expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('refuses what snnl() refuses with the same words', async () => {
+    const { snnl } = await import('../src/loss/snnl.js');
+    const tf = await import('@tensorflow/tfjs-core');
+    const { onBackend } = await import('./helpers.js');
+    await onBackend('cpu');
+    const big = x.flat().map((v, k) => (k === 40 ? 1e25 : v));
+    let thrown = '';
+    try {
+      snnl(tf.tensor2d(big, [b, 7]), y);
+    } catch (error) {
+      thrown = (error as Error).message;
+    }
+    const run = snnlCli('measure', bad('xbig2.npy', encodeNpy(big, [b, 7], 'float32')), join(dir, 'y.npy'));
+    expect(thrown).toMatch(/^features: values reach/);
+    expect(run.stderr.trim()).toBe(`snnl: ${join(dir, 'xbig2.npy')}: ${thrown.slice('features: '.length)}`);
   });
 
   it('an unknown backend in SNNL_BACKEND', () => {

@@ -7,7 +7,7 @@ import { InputError } from '../errors.js';
 import { readArrayFile } from '../io/arrays.js';
 import type { NumericArray } from '../io/npy.js';
 import type { DistanceName } from '../loss/distance.js';
-import { checkTemperature, DEFAULTS } from '../loss/options.js';
+import { checkFeatureRange, checkTemperature, DEFAULTS } from '../loss/options.js';
 import { getPreset, type PresetName } from '../loss/presets.js';
 import { snnlAtTemperatures } from '../loss/sweep.js';
 import { optimalTemperature, type OptimalTemperature } from '../loss/temperature.js';
@@ -66,14 +66,17 @@ function checkEmbeddings(array: NumericArray, name: string): void {
   }
   const rows = array.shape[0]!;
   const width = array.values.length / Math.max(1, rows);
+  let largest = 0;
   for (let k = 0; k < array.values.length; k++) {
-    if (!Number.isFinite(array.values[k]!)) {
-      throw new InputError(
-        name,
-        `row ${Math.floor(k / width)} holds ${array.values[k]}; embeddings must be finite numbers`,
-      );
+    const v = array.values[k]!;
+    if (!Number.isFinite(v)) {
+      throw new InputError(name, `row ${Math.floor(k / width)} holds ${v}; embeddings must be finite numbers`);
     }
+    // As float32, the precision the loss is computed in (a float64 file's 1e39 is +inf there).
+    const a = Math.abs(Math.fround(v));
+    if (a > largest) largest = a;
   }
+  checkFeatureRange(largest, width, name);
 }
 
 function checkLabels(array: NumericArray, name: string, rows: number): Int32Array {
@@ -115,6 +118,10 @@ export async function measure(embeddingsPath: string, labelsPath: string, flags:
     // The search already took the loss at its temperature: no second pass over the data for it.
     const details = snnlAtTemperatures(x, labels, optimal ? [] : [used], options);
     const loss = optimal?.loss ?? details.losses[0]!;
+    // Never a NaN printed with exit 0: the checks above should make this unreachable.
+    if (!Number.isFinite(loss)) {
+      throw new Error(`the loss of ${embeddingsPath} came out ${loss} at temperature ${used}; please report it`);
+    }
     const preset = options.preset ?? DEFAULTS.preset;
     return {
       embeddings: embeddingsPath,

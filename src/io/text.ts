@@ -5,6 +5,13 @@
 import { InputError } from '../errors.js';
 import type { NumericArray } from './npy.js';
 
+/** A cell as a message shows it: on one line, printable ASCII (others as \\uXXXX), at most 24 characters. */
+export function quoteCell(cell: string): string {
+  const short = cell.length > 24 ? `${cell.slice(0, 24)}...` : cell;
+  const printable = short.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `'${printable}'`;
+}
+
 /** Decodes CSV text: commas, semicolons, tabs or spaces between numbers; a first line of names is skipped. */
 export function parseCsv(text: string, name: string): NumericArray {
   const lines = text.split(/\r?\n/).map((line, k) => ({ line: line.trim(), number: k + 1 }));
@@ -25,7 +32,9 @@ export function parseCsv(text: string, name: string): NumericArray {
       const v = Number(cell);
       if (Number.isNaN(v) && !/^[-+]?nan$/i.test(cell)) {
         const parsed = /^([-+]?)inf(inity)?$/i.exec(cell);
-        if (!parsed) throw new InputError(name, `line ${number}, column ${c + 1}: '${cell}' is not a number`);
+        if (!parsed) {
+          throw new InputError(name, `line ${number}, column ${c + 1}: ${quoteCell(cell)} is not a number`);
+        }
         values[r * width + c] = parsed[1] === '-' ? -Infinity : Infinity;
         return;
       }

@@ -141,18 +141,32 @@ export function toFeatureMatrix(features: tf.Tensor | tf.TensorLike, checkFinite
     if (bad >= 0) {
       throw new InputError('features', `row ${bad} holds a NaN or infinite value; features must be finite`);
     }
-    // Centred rows reach 2 max|x|, and |c_i|^2 + |c_j|^2 - 2 c_i.c_j sums terms up to (2 max|x|)^2 d each:
-    // past float32's range they would turn into NaN.
-    const largest = values[b]!;
-    const limit = Math.sqrt(FLOAT32_MAX / (16 * flat.shape[1]!));
-    if (largest > limit) {
-      throw new InputError(
-        'features',
-        `values reach ${largest.toExponential(2)}: squared distances between rows would overflow float32 at ` +
-          `${flat.shape[1]} features (keep |x| below ${limit.toExponential(2)}); scale the features down: ` +
-          `SNNL of x / s at temperature T / s^2 (squared Euclidean) equals SNNL of x at T`,
-      );
-    }
+    checkFeatureRange(values[b]!, flat.shape[1]!, 'features');
   }
   return flat;
+}
+
+/**
+ * The largest |x| SNNL takes at `features` features per row. Centred rows reach 2 max|x|, and
+ * |c_i|^2 + |c_j|^2 - 2 c_i.c_j sums terms up to (2 max|x|)^2 d each: past float32's range they would
+ * turn into NaN.
+ */
+export function featureLimit(features: number): number {
+  return Math.sqrt(FLOAT32_MAX / (16 * features));
+}
+
+/**
+ * The one range check of every path that takes features (snnl(), `snnl measure`, training): throws the
+ * same one-line InputError, naming `subject`, where max|x| passes featureLimit.
+ */
+export function checkFeatureRange(largest: number, features: number, subject: string): void {
+  const limit = featureLimit(features);
+  if (!(largest <= limit)) {
+    throw new InputError(
+      subject,
+      `values reach ${largest.toExponential(2)}: squared distances between rows would overflow float32 at ` +
+        `${features} features (keep |x| below ${limit.toExponential(2)}); scale the features down: ` +
+        `SNNL of x / s at temperature T / s^2 (squared Euclidean) equals SNNL of x at T`,
+    );
+  }
 }
