@@ -444,6 +444,14 @@ describe('snnl dknn', () => {
       expect.arrayContaining(['clean', 'rotated', 'noise', 'fgsm-0.1', 'fgsm-0.25']),
     );
     expect(study.sets[0]!.count).toBe(9900);
+    // Where it came from: this checkout's commit, and the network's.
+    const recorded = study as unknown as {
+      provenance: { commit: string | null; dirty: boolean | null; backend: string };
+      networkCommit: { commit: string | null };
+    };
+    expect(recorded.provenance.commit).toMatch(/^[0-9a-f]{40}$/);
+    expect(typeof recorded.provenance.dirty).toBe('boolean');
+    expect(recorded.networkCommit.commit).toMatch(/^[0-9a-f]{40}$/);
     for (const file of ['dknn.json', 'scores.png', 'reliability.png', 'neighbors.png', 'gradients.png'])
       expect(existsSync(join(out, file)), file).toBe(true);
   }, 240_000);

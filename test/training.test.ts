@@ -85,6 +85,11 @@ describe('training', () => {
     const resumed = await train(dir, 'wasm', { quiet: true });
     expect(untimed(resumed)).toEqual(untimed(whole.history));
     expect(untimed(readMetrics(dir))).toEqual(untimed(whole.history));
+    // summary.json's wall time covers both sittings' epochs, so it is never below the training time.
+    const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
+    expect(summary.epochs).toBe(2);
+    expect(summary.wallSeconds).toBeGreaterThanOrEqual(summary.trainSeconds);
+    expect(summary.trainSeconds).toBeCloseTo(resumed.reduce((a, m) => a + m.seconds, 0), 6);
   });
 
   it('leaks no tensor from epoch to epoch', async () => {

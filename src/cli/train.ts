@@ -16,7 +16,7 @@ import { entanglement, evaluationSample, testScore } from '../training/evaluate.
 import { temperatureAt, type EpochMetrics } from '../training/loop.js';
 import { formatSeconds } from '../format.js';
 import { formatEpoch, trainRun } from '../training/run.js';
-import { createRun, loadTrainedNetwork, readStoredConfig, runFiles, writeSummary } from '../training/run-store.js';
+import { createRun, loadTrainedNetwork, readStoredConfig, runFiles } from '../training/run-store.js';
 import { configFromFlags, type TrainFlags } from './train-flags.js';
 import { fileSystem } from '../io/file-system.js';
 import { unboundedWhenEntangling } from '../training/entangling.js';
@@ -84,7 +84,6 @@ export async function trainCommand(
       `${config.epochs} epochs, batch ${config.batchSize}, seed ${config.seed}, backend ${describeBackend()}\n  run folder: ${dir}\n`,
   );
   const history = await trainRun(dir, describeBackend(), { quiet: flags.quiet ?? false });
-  writeSummary(dir, history, (performance.now() - started) / 1000);
   return { dir, history, backend: describeBackend(), seconds: (performance.now() - started) / 1000 };
 }
 

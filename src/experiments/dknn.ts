@@ -12,7 +12,7 @@ import { pixelsOf, renderedLetters, rotated90, uniformNoise, type PixelSet } fro
 import { InputError } from '../errors.js';
 import { optimalTemperature } from '../loss/temperature.js';
 import { normalizationFor } from '../training/evaluate.js';
-import { loadTrainedNetwork } from '../training/run-store.js';
+import { loadTrainedNetwork, provenance } from '../training/run-store.js';
 import { permutation, seededRandom } from '../random.js';
 import { DeepKnn, DKNN_DEFAULTS, type DknnResult, type PValueForm } from '../analysis/dknn.js';
 import { auroc, fprAtTpr, histogram, knnPurity, reliability, type ReliabilityBin } from '../analysis/metrics.js';
@@ -94,6 +94,9 @@ export interface DknnStudy {
     k: number;
   };
   panel: PanelExample;
+  /** The code that produced this study (commit and dirty flag, versions, time) and the network's own. */
+  provenance: ReturnType<typeof provenance>;
+  networkCommit: { commit: string | null; dirty: boolean | null };
 }
 
 function summary(scores: ArrayLike<number>): ScoreSummary {
@@ -363,6 +366,8 @@ export function dknnStudy(
       reliability: reliabilities,
       gradients: gradients.summary,
       panel,
+      provenance: provenance(backend),
+      networkCommit: { commit: stored.commit ?? null, dirty: stored.dirty ?? null },
     };
     return { study, gradientSigns: { values: gradients.signs, labels: gradients.labels } };
   } finally {

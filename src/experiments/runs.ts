@@ -8,7 +8,7 @@ import type { TrainConfig } from '../training/config.js';
 import { InputError } from '../errors.js';
 import type { EpochMetrics } from '../training/loop.js';
 import { trainRun } from '../training/run.js';
-import { createRun, readHistory, readStoredConfig, runFiles, writeSummary } from '../training/run-store.js';
+import { createRun, readHistory, readStoredConfig, runFiles } from '../training/run-store.js';
 
 export interface PlannedRun {
   name: string;
@@ -60,9 +60,7 @@ export async function runAll(
     log(
       `[${k + 1}/${plan.length}] ${name}: ${status === 'resumed' ? 'resuming' : 'training'} (${config.model} on ${config.dataset}, factor ${config.factor}, T ${config.temperature}, seed ${config.seed})`,
     );
-    const started = performance.now();
     const history = await trainRun(dir, backend, { log });
-    writeSummary(dir, history, (performance.now() - started) / 1000);
     outcomes.push({ name, dir, history, status });
   }
   return outcomes;

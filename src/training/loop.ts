@@ -59,6 +59,8 @@ export interface LoopState {
   history: EpochMetrics[];
   /** Per-layer inverse-temperature multipliers of the one-step optimal-temperature rule (updated in place). */
   multipliers: number[];
+  /** Wall time of the finished epochs, over every sitting (training, evaluation, probes); kept by the caller. */
+  wallSeconds?: number;
 }
 
 export interface BatchProgress {

@@ -60,6 +60,8 @@ interface CheckpointMeta {
   optimizer: string[];
   /** Per-layer inverse-temperature multipliers of the one-step optimal-temperature rule. */
   multipliers: number[];
+  /** Wall time of the finished epochs over every sitting (absent in older checkpoints). */
+  wallSeconds?: number;
 }
 
 /** The metrics of a run's finished epochs (none before the first ends). */
@@ -144,6 +146,7 @@ export async function saveRunState(
     history: state.history,
     optimizer: tensors.map((t) => t.name),
     multipliers: state.multipliers,
+    ...(state.wallSeconds !== undefined ? { wallSeconds: state.wallSeconds } : {}),
   });
   // getWeights makes the iteration count for the occasion; the optimizer's own variables stay.
   tf.dispose(tensors.filter(({ tensor }) => !(tensor instanceof tf.Variable)).map(({ tensor }) => tensor));
@@ -196,7 +199,9 @@ export async function restoreRunState(
     tf.dispose(optimizerSaved.map((t) => t.tensor));
   }
   const multipliers = Array.from({ length: layers }, (_, k) => metadata.multipliers?.[k] ?? 1);
-  return { epoch: metadata.epoch, history: metadata.history, multipliers };
+  // An older checkpoint has no wall time: its epochs count with their training time (a lower bound).
+  const wallSeconds = metadata.wallSeconds ?? metadata.history.reduce((a, m) => a + m.seconds, 0);
+  return { epoch: metadata.epoch, history: metadata.history, multipliers, wallSeconds };
 }
 
 /** Builds the run's network with the weights of its checkpoint (for evaluation and reports). */
@@ -214,6 +219,7 @@ export function loadTrainedNetwork(dir: string): {
   return { net, dataset, stored, epoch: restored.metadata.epoch };
 }
 
+/** summary.json: the final and best accuracy, the final entanglement, and the times over every sitting. */
 export function writeSummary(dir: string, history: EpochMetrics[], wallSeconds: number): void {
   const last = history.at(-1);
   if (!last) return;

@@ -3,6 +3,7 @@
  * `trainLoop`, with the test score and per-layer entanglement measured after every epoch, a checkpoint
  * after every epoch, and a progress bar. `snnl train`, `snnl quickstart` and `snnl reproduce` use it.
  */
+import { existsSync } from 'node:fs';
 import { epochOrder, gatherBatch } from '../data/batches.js';
 import { measureOptions } from './config.js';
 import { entanglement, evaluationSample, normalizationFor, testScore } from './evaluate.js';
@@ -13,7 +14,7 @@ import type { Dataset } from '../data/datasets.js';
 import type { Network } from '../models/models.js';
 import type { TrainConfig } from './config.js';
 import { LayerProbe, probeBatches, readProbes, resolveProbeLayers, writeProbes } from './probes.js';
-import { readStoredConfig, restoreRunState, runFiles, runParts, saveRunState } from './run-store.js';
+import { readStoredConfig, restoreRunState, runFiles, runParts, saveRunState, writeSummary } from './run-store.js';
 
 export interface TrainRunOptions {
   /** Print nothing (tests). */
@@ -53,7 +54,8 @@ export async function trainRun(dir: string, backend: string, options: TrainRunOp
     const sample = evaluationSample(dataset, config.evalSample, config.seed);
     probes = startProbes(dir, config, net, dataset, state?.epoch ?? 0);
     let bar: ProgressBar | undefined;
-    return await trainLoop({
+    let epochStarted = performance.now();
+    const history = await trainLoop({
       network: net,
       optimizer,
       data,
@@ -61,6 +63,9 @@ export async function trainRun(dir: string, backend: string, options: TrainRunOp
       ...(state ? { state } : {}),
       callbacks: {
         shouldStop: (epoch, batch) => options.stopAt?.epoch === epoch && options.stopAt.batch === batch,
+        onEpochBegin: () => {
+          epochStarted = performance.now();
+        },
         onBatchEnd: (p) => {
           if (p.done === 1)
             bar = new ProgressBar(`epoch ${p.epoch}/${config.epochs}`, p.total ?? 0, process.stderr, options.quiet);
@@ -82,12 +87,20 @@ export async function trainRun(dir: string, backend: string, options: TrainRunOp
           ),
         }),
         onEpochEnd: async (metrics, loopState) => {
+          loopState.wallSeconds = (loopState.wallSeconds ?? 0) + (performance.now() - epochStarted) / 1000;
           await saveRunState(dir, net, optimizer, loopState);
+          // summary.json when the last epoch is done, its wall time summed over every sitting.
+          if (loopState.epoch === config.epochs) writeSummary(dir, loopState.history, loopState.wallSeconds);
           options.onEpoch?.(metrics);
           if (!options.quiet) log(formatEpoch(metrics, backend));
         },
       },
     });
+    // A run killed between its last checkpoint and its summary gets the summary now.
+    if (history.length === config.epochs && !existsSync(runFiles(dir).summary)) {
+      writeSummary(dir, history, state?.wallSeconds ?? history.reduce((a, m) => a + m.seconds, 0));
+    }
+    return history;
   } finally {
     probes?.dispose();
     net.model.dispose();
