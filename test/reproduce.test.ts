@@ -129,7 +129,7 @@ describe('snnl reproduce', () => {
     const partialTable = readFileSync(join(out, 'table.md'), 'utf8');
     expect(partialTable).toMatch(/\(seeds 7\)/);
     expect(partialTable).toMatch(/Written with --table-only from the 5 runs finished so far/);
-    expect(partialTable).toMatch(/the runs in this table trained for \d/);
+    expect(partialTable).toMatch(/the runs in this table took \d.* of training and \d.* wall time in all/);
   }, 420_000);
 
   it('rejects a data set outside the table and bad seeds', () => {

@@ -89,7 +89,10 @@ describe('training', () => {
     const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
     expect(summary.epochs).toBe(2);
     expect(summary.wallSeconds).toBeGreaterThanOrEqual(summary.trainSeconds);
-    expect(summary.trainSeconds).toBeCloseTo(resumed.reduce((a, m) => a + m.seconds, 0), 6);
+    expect(summary.trainSeconds).toBeCloseTo(
+      resumed.reduce((a, m) => a + m.seconds, 0),
+      6,
+    );
   });
 
   it('leaks no tensor from epoch to epoch', async () => {

@@ -96,12 +96,17 @@ export async function toyCommand(flags: {
 }
 
 /** The wall time of finished runs, from their summary.json (0 where it is missing). */
-function runSeconds(outcomes: Array<{ dir: string }>): number {
-  return outcomes.reduce((total, o) => {
-    const path = join(o.dir, 'summary.json');
-    if (!existsSync(path)) return total;
-    return total + ((JSON.parse(readFileSync(path, 'utf8')) as { wallSeconds?: number }).wallSeconds ?? 0);
-  }, 0);
+/** The runs' training and wall time summed from their summary.json files. */
+function runSeconds(outcomes: Array<{ dir: string }>): { train: number; wall: number } {
+  return outcomes.reduce(
+    (total, o) => {
+      const path = join(o.dir, 'summary.json');
+      if (!existsSync(path)) return total;
+      const summary = JSON.parse(readFileSync(path, 'utf8')) as { wallSeconds?: number; trainSeconds?: number };
+      return { train: total.train + (summary.trainSeconds ?? 0), wall: total.wall + (summary.wallSeconds ?? 0) };
+    },
+    { train: 0, wall: 0 },
+  );
 }
 
 export async function reproduceCommand(flags: {
@@ -162,7 +167,7 @@ export async function reproduceCommand(flags: {
   const seconds = (performance.now() - started) / 1000;
   const context = [
     `Command: snnl reproduce --datasets ${datasets.join(',')} --seeds ${seeds.join(',')}${epochs ? ` --epochs ${epochs}` : ''}${trainSubset ? ` --train-subset ${trainSubset}` : ''}`,
-    `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), backend ${describeBackend()}, wall time of this invocation ${formatSeconds(seconds)}; the runs in this table trained for ${formatSeconds(runSeconds(result.outcomes))} in all (their summary.json).`,
+    `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), backend ${describeBackend()}, wall time of this invocation ${formatSeconds(seconds)}; the runs in this table took ${formatSeconds(runSeconds(result.outcomes).train)} of training and ${formatSeconds(runSeconds(result.outcomes).wall)} wall time in all (training, evaluation and measurements; their summary.json).`,
     flags.tableOnly
       ? `Written with --table-only from the ${result.outcomes.length} runs finished so far; rerun without it to train the rest.`
       : '',
