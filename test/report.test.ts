@@ -6,7 +6,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runToy, TOY_DEFAULTS } from '../src/experiments/toy.js';
 import { runAll } from '../src/experiments/runs.js';
 import { quickstartPlan } from '../src/experiments/quickstart.js';
-import { buildReport, describeRuns, entanglementCell, findRuns } from '../src/report/report.js';
+import {
+  buildReport,
+  compactSvg,
+  describeRuns,
+  entanglementCell,
+  findRuns,
+  inlineFigure,
+  INLINE_SVG_LIMIT,
+} from '../src/report/report.js';
 import { markdownToHtml } from '../src/report/markdown.js';
 import { htmlTable } from '../src/report/html.js';
 import type { TrainConfig } from '../src/training/config.js';
@@ -237,5 +245,23 @@ describe('figures of many runs', () => {
     expect(spec.spec.encoding.detail).toBeUndefined();
     const accuracy = JSON.parse(JSON.stringify(accuracySpec(rows(['mnist'], [1234]))));
     expect(accuracy.encoding.color.field).toBe('run');
+  });
+});
+
+describe('the page stays small: compact inline SVG, PNG beside it for huge figures', () => {
+  it("drops each mark's labels and rounds geometry, leaving the text as it was", () => {
+    const svg =
+      '<svg aria-label="chart"><path aria-label="x: 1.23456; y: 2; class: 3" role="graphics-symbol" ' +
+      'aria-roledescription="circle" transform="translate(80.92005414438603,15.871181194904995)" ' +
+      'd="M1.5,0A1.5,1.5,0,1,1,-1.5,0" fill="#ff7f0e"/><text x="10.123456">0.125456</text></svg>';
+    expect(compactSvg(svg)).toBe(
+      '<svg aria-label="chart"><path transform="translate(80.9,15.8)" d="M1.5,0A1.5,1.5,0,1,1,-1.5,0" ' +
+        'fill="#ff7f0e"/><text x="10.1">0.125456</text></svg>',
+    );
+    expect(inlineFigure({ name: 'small', svg })).toContain('<svg aria-label="chart">');
+    const huge = '<svg>' + '<path d="M1.5,0"/>'.repeat(INLINE_SVG_LIMIT / 10) + '</svg>';
+    const linked = inlineFigure({ name: 'representations-umap', svg: huge });
+    expect(linked).toContain('<img src="representations-umap.png"');
+    expect(linked).not.toContain('<svg');
   });
 });

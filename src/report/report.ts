@@ -99,6 +99,29 @@ function reproductionTable(dir: string): string[] {
   return [`<h2>Table</h2>\n${markdownToHtml(markdown, 1)}`];
 }
 
+/** A figure's SVG as the page inlines it: each mark's accessibility labels dropped, geometry to 0.1 px (text untouched). */
+export function compactSvg(svg: string): string {
+  return svg
+    .replace(/<path aria-label="[^"]*" role="graphics-symbol" aria-roledescription="[^"]*"/g, '<path')
+    .replace(/(transform|d|x|y|x1|x2|y1|y2|width|height)="([^"]*)"/g, (_m, name: string, value: string) => {
+      return `${name}="${value.replace(/(\d+\.\d)\d+/g, '$1')}"`;
+    });
+}
+
+/** Inline SVGs above this many characters are linked as their PNG beside the page instead. */
+export const INLINE_SVG_LIMIT = 600_000;
+
+/**
+ * One figure of the page: its compact SVG inline, or where even that is too large (thousands of points), its
+ * PNG, which is written beside the page, so the page stays small enough to commit and to mail.
+ */
+export function inlineFigure(f: { name: string; svg: string }): string {
+  const svg = compactSvg(f.svg);
+  const body =
+    svg.length <= INLINE_SVG_LIMIT ? svg : `<img src="${f.name}.png" alt="${escape(f.name)}" style="max-width: 100%">`;
+  return `<figure id="${f.name}">${body}<figcaption>${escape(f.name)} (also ${f.name}.png)</figcaption></figure>`;
+}
+
 /** The first heading of a reproduction's table.md, as the page's title. */
 function tableTitle(dir: string): string | undefined {
   const path = join(dir, 'table.md');
@@ -274,7 +297,7 @@ ${[...(options.sections ?? []), ...reproductionTable(dir)].join('\n')}
 <p>Test accuracy on the real test split; entanglement is the SNNL of each hidden layer on a fixed sample of test images, at the temperature that minimizes it. Lower means the classes are more separated.</p>
 ${htmlTable(table.header, table.rows)}
 ${suspectNote}
-${figures.map((f) => `<figure id="${f.name}">${f.svg}<figcaption>${escape(f.name)} (also ${f.name}.png)</figcaption></figure>`).join('\n')}
+${figures.map(inlineFigure).join('\n')}
 ${notes.join('\n')}
 </body></html>
 `;
