@@ -38,3 +38,14 @@ export {
   type Neighbors,
 } from './analysis/knn.js';
 export { auroc, fprAtTpr, reliability, histogram } from './analysis/metrics.js';
+export {
+  calibrate as conformalCalibration,
+  conformalPValue,
+  conformalPValues,
+  predictionSets,
+  setSummaries,
+  CONFORMAL_FORMS,
+  type ConformalCalibration,
+  type ConformalForm,
+  type SetSummary,
+} from './analysis/conformal.js';

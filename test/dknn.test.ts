@@ -366,6 +366,47 @@ describe('on a small trained network', () => {
     expect(hits / 200).toBeGreaterThan(0.9);
   });
 
+  it('conformal p-values give prediction sets that cover the test labels at 1 - epsilon (plain and Mondrian)', () => {
+    const layers = [0, 1, 2];
+    const trainFeatures = () =>
+      probe(net, pixelsOf(mnist.train, shape, range(2000)), shape, mnist.normalization, layers, 700).features;
+    const features = (indices: Int32Array) =>
+      probe(net, pixelsOf(mnist.test, shape, indices), shape, mnist.normalization, layers).features.map(joinChunks);
+    const calibration = range(1000);
+    const evaluated = range(2000, 1000);
+    const labelsOf = (indices: Int32Array) => Int32Array.from(indices, (i) => mnist.test.labels[i]!);
+    for (const mondrian of [false, true]) {
+      const train = trainFeatures();
+      const model = new DeepKnn(
+        layers.map((l) => ({ name: `l${l}`, chunks: train[l]! })) as LayerTrainFeatures[],
+        Int32Array.from(mnist.train.labels.subarray(0, 2000)),
+        10,
+        { k: 25, pValues: 'finite', mondrian },
+      );
+      model.calibrate(features(calibration), labelsOf(calibration));
+      const result = model.predict(features(evaluated));
+      const summaries = model.sets(result, [0.05, 0.1, 0.2], labelsOf(evaluated));
+      for (const s of summaries) {
+        const perClass = mondrian ? 100 : 1000; // about 100 calibration images of each digit
+        const tolerance = 3 * Math.sqrt(s.epsilon * (1 - s.epsilon) * (1 / perClass + 1 / 2000));
+        expect(s.coverage, `eps ${s.epsilon}, mondrian ${mondrian}`).toBeGreaterThanOrEqual(1 - s.epsilon - tolerance);
+        expect(s.meanSize).toBeLessThan(4);
+      }
+      // Larger error rates give smaller sets.
+      expect(summaries[2]!.meanSize).toBeLessThan(summaries[0]!.meanSize);
+    }
+    const train = trainFeatures();
+    const standard = new DeepKnn(
+      layers.map((l) => ({ name: `l${l}`, chunks: train[l]! })) as LayerTrainFeatures[],
+      Int32Array.from(mnist.train.labels.subarray(0, 2000)),
+      10,
+      { k: 25, mondrian: true },
+    );
+    expect(inputErrorMessage(() => standard.calibrate(features(range(50)), labelsOf(range(50))))).toBe(
+      "mondrian: needs the conformal p-values: pValues 'finite' or 'smoothed'",
+    );
+  }, 120_000);
+
   it('FGSM moves each pixel by at most eps, stays in [0, 1], and lowers accuracy', () => {
     const set = pixelsOf(mnist.test, shape, range(300));
     const before = tf.memory().numTensors;

@@ -13,9 +13,19 @@
  * reference code computes: it drops calibration scores equal to 0 (`np.trim_zeros`) before counting,
  * which raises every p-value for a score above 0 (fewer scores in the denominator, none of them counted
  * in the numerator). Where every calibration score is 0 the reference form is undefined, and the
- * standard one is used.
+ * standard one is used. `finite` ((count + 1) / (n + 1)) and `smoothed` (ties broken at random, seeded)
+ * are the conformal forms, and `mondrian` calibrates each class apart; `sets` turns p-values into
+ * prediction sets at chosen error rates with their coverage.
  */
 import { InputError } from '../errors.js';
+import {
+  calibrate as calibrateConformal,
+  conformalPValues,
+  setSummaries,
+  type ConformalCalibration,
+  type ConformalForm,
+  type SetSummary,
+} from './conformal.js';
 import {
   buildKnnIndex,
   nearestNeighbors,
@@ -26,14 +36,21 @@ import {
   type KnnIndex,
 } from './knn.js';
 
-export const P_VALUE_FORMS = ['standard', 'reference'] as const;
+export const P_VALUE_FORMS = ['standard', 'reference', 'finite', 'smoothed'] as const;
 export type PValueForm = (typeof P_VALUE_FORMS)[number];
 
 export interface DknnOptions {
   /** Neighbours per layer (default 75, as the reference). */
   k?: number;
-  /** How p-values count calibration scores (default `standard`). */
+  /**
+   * How p-values count calibration scores (default `standard`); `finite` and `smoothed` are the conformal
+   * forms with a coverage guarantee (src/analysis/conformal.ts).
+   */
   pValues?: PValueForm;
+  /** Class-conditional (Mondrian) calibration: label j is scored against class j's calibration examples. */
+  mondrian?: boolean;
+  /** Seed of the smoothed form's tie-breaking draws (default 1234). */
+  seed?: number;
   /** Unit length, then centred on the training mean, per layer (default true, as the reference). */
   normalize?: boolean;
   queryChunk?: number;
@@ -250,6 +267,17 @@ export class DeepKnn {
     if (n === 0) throw new InputError('calibration', 'is empty');
     const own = Array.from(labels, (y, i) => scores[i * this.classes + y]!);
     this.calibration = calibrationScores(own, this.form);
+    const conformal = this.form === 'finite' || this.form === 'smoothed';
+    if (this.options.mondrian && !conformal)
+      throw new InputError('mondrian', "needs the conformal p-values: pValues 'finite' or 'smoothed'");
+    this.conformal = conformal ? calibrateConformal(own, labels, this.classes, this.options.mondrian ?? false) : null;
+  }
+
+  private conformal: ConformalCalibration | null = null;
+
+  /** Prediction sets at each error rate, with coverage where `labels` are given (a conformal form only). */
+  sets(result: DknnResult, epsilons: readonly number[], labels: ArrayLike<number> | null = null): SetSummary[] {
+    return setSummaries(result.pValues, this.classes, labels, epsilons);
   }
 
   /** The calibration scores in use, ascending. */
@@ -261,8 +289,14 @@ export class DeepKnn {
   predict(features: FeatureMatrix[]): DknnResult {
     if (this.calibration.length === 0) throw new Error('DeepKnn.predict: calibrate first');
     const { n, neighbors, scores } = this.search(features);
-    const pValues = new Float64Array(n * this.classes);
-    for (let i = 0; i < scores.length; i++) pValues[i] = pValue(this.calibration, scores[i]!);
+    let pValues: Float64Array;
+    if (this.conformal) {
+      const form = this.form as ConformalForm;
+      pValues = conformalPValues(scores, this.classes, this.conformal, form, this.options.seed ?? 1234);
+    } else {
+      pValues = new Float64Array(n * this.classes);
+      for (let i = 0; i < scores.length; i++) pValues[i] = pValue(this.calibration, scores[i]!);
+    }
     return { pValues, nonconformity: scores, neighbors, ...conformalVerdict(pValues, this.classes) };
   }
 }
