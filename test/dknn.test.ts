@@ -475,6 +475,11 @@ describe('snnl dknn', () => {
       '50',
       '--gradient-sample',
       '40',
+      '--p-values',
+      'finite',
+      '--mondrian',
+      '--epsilon',
+      '0.05,0.2',
       '--out',
       out,
       '--json',
@@ -485,6 +490,17 @@ describe('snnl dknn', () => {
       expect.arrayContaining(['clean', 'rotated', 'noise', 'fgsm-0.1', 'fgsm-0.25']),
     );
     expect(study.sets[0]!.count).toBe(9900);
+    // Prediction sets: coverage of the labelled clean set, none for outliers; mean sizes and empty shares.
+    const conformal = study as unknown as {
+      mondrian: boolean;
+      sets: Array<{ name: string; conformal: Array<{ epsilon: number; coverage: number | null; meanSize: number }> }>;
+    };
+    expect(conformal.mondrian).toBe(true);
+    const clean = conformal.sets[0]!.conformal;
+    expect(clean.map((c) => c.epsilon)).toEqual([0.05, 0.2]);
+    expect(clean[0]!.coverage).toBeGreaterThan(0.8);
+    expect(clean[1]!.meanSize).toBeLessThanOrEqual(clean[0]!.meanSize);
+    expect(conformal.sets.find((s) => s.name === 'noise')!.conformal[0]!.coverage).toBeNull();
     // Where it came from: this checkout's commit, and the network's.
     const recorded = study as unknown as {
       provenance: { commit: string | null; dirty: boolean | null; backend: string };
@@ -505,6 +521,8 @@ describe('snnl dknn', () => {
     [['--k', '0'], "--k: expected a whole number above 0, got '0'"],
     [['--eps', '2'], "--eps: expected numbers in (0, 1], got '2'"],
     [['--p-values', 'other'], /--p-values/],
+    [['--mondrian'], '--mondrian: needs conformal p-values: add --p-values finite (or smoothed)'],
+    [['--epsilon', '0.05,1'], "--epsilon: expected error rates in (0, 1), got '1'"],
   ])('exits 2 with one line for %j', (args, message) => {
     const result = cli(dir, ...args);
     expect(result.status).toBe(2);

@@ -34,6 +34,8 @@ export interface DknnFlags {
   prune?: boolean;
   outliers?: string;
   eps?: string;
+  epsilon?: string;
+  mondrian?: boolean;
   gradientSample?: string;
   trainSubset?: string;
   seed?: string;
@@ -73,6 +75,15 @@ export function dknnOptions(flags: DknnFlags): DknnStudyOptions {
     options.eps = flags.eps
       .split(',')
       .map((s) => parseNumberFlag(s, '--eps', (e) => e > 0 && e <= 1, 'numbers in (0, 1]')!);
+  if (flags.epsilon !== undefined)
+    options.epsilons = flags.epsilon
+      .split(',')
+      .map((s) => parseNumberFlag(s, '--epsilon', (e) => e > 0 && e < 1, 'error rates in (0, 1)')!);
+  if (flags.mondrian) {
+    if (options.pValues !== 'finite' && options.pValues !== 'smoothed')
+      throw new InputError('--mondrian', 'needs conformal p-values: add --p-values finite (or smoothed)');
+    options.mondrian = true;
+  }
   return options;
 }
 
@@ -113,6 +124,17 @@ export function formatDknn(study: DknnStudy): string {
     `AUROC and FPR95: clean test images against each set (FPR at 95% TPR: outliers accepted when 95% of clean images are).`,
     `input-gradient signs of ${g.images} test images: SNNL ${num(g.snnlOptimal)} at the optimal T (ceiling ${num(g.ceiling)}), ` +
       `${g.k}-NN label purity ${pct(g.knnPurity)}`,
+    `prediction sets (labels with p > epsilon): coverage of the true label, mean size, share empty` +
+      `${study.mondrian ? ' (Mondrian calibration)' : ''}`,
+    formatTable([
+      ['set', ...(study.sets[0]?.conformal ?? []).map((c) => `eps ${c.epsilon}`)],
+      ...study.sets.map((s) => [
+        s.name,
+        ...(s.conformal ?? []).map(
+          (c) => `${c.coverage === null ? '-' : pct(c.coverage)} / ${c.meanSize.toFixed(2)} / ${pct(c.empty)}`,
+        ),
+      ]),
+    ]),
     `took ${study.seconds.total.toFixed(0)} s (features ${study.seconds.features.toFixed(0)} s, search ${study.seconds.search.toFixed(0)} s)`,
     ...(study.exactShare ? [searchLine(study.exactShare)] : []),
   ].join('\n');

@@ -254,6 +254,8 @@ export function buildProgram(): Command {
     .addOption(pruneOption())
     .option('--outliers <n>', 'images per outlier set and per FGSM strength', '2000')
     .option('--eps <list>', 'FGSM strengths, comma-separated', '0.1,0.25')
+    .option('--epsilon <list>', 'error rates of the prediction sets, comma-separated (default 0.01,0.05,0.1)')
+    .option('--mondrian', 'class-conditional calibration of the conformal p-values (with --p-values finite|smoothed)')
     .option('--gradient-sample <n>', 'test images whose input-gradient signs are studied', '500')
     .option('--train-subset <n>', 'use only the first n training images as neighbours (a quick look)')
     .option('--seed <n>', 'seed of the sampled images and the noise', '1234')

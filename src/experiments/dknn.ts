@@ -16,6 +16,7 @@ import { loadTrainedNetwork, provenance } from '../training/run-store.js';
 import { permutation, seededRandom } from '../random.js';
 import { DeepKnn, DKNN_DEFAULTS, type DknnResult, type PValueForm } from '../analysis/dknn.js';
 import { auroc, fprAtTpr, histogram, knnPurity, reliability, type ReliabilityBin } from '../analysis/metrics.js';
+import { setSummaries } from '../analysis/conformal.js';
 import { fgsm, gradientSigns, joinChunks, layerIndices, outputNames, probe } from '../analysis/probe.js';
 
 export interface DknnStudyOptions {
@@ -34,9 +35,27 @@ export interface DknnStudyOptions {
   trainSubset?: number;
   /** The pruned k-NN search: `auto` (default), or false to compute every distance. */
   prune?: boolean | 'auto';
+  /** Error rates of the prediction sets (default 0.01, 0.05, 0.1). */
+  epsilons?: number[];
+  /** Class-conditional (Mondrian) calibration (needs pValues 'finite' or 'smoothed'). */
+  mondrian?: boolean;
 }
 
-export const DKNN_STUDY_DEFAULTS = { outliers: 2000, eps: [0.1, 0.25], gradientSample: 500, seed: 1234 };
+export const DKNN_STUDY_DEFAULTS = {
+  outliers: 2000,
+  eps: [0.1, 0.25],
+  gradientSample: 500,
+  seed: 1234,
+  epsilons: [0.01, 0.05, 0.1],
+};
+
+/** A prediction-set summary as stored: coverage null where the set has no true labels. */
+export interface StoredSetSummary {
+  epsilon: number;
+  coverage: number | null;
+  meanSize: number;
+  empty: number;
+}
 
 export interface ScoreSummary {
   mean: number;
@@ -56,6 +75,8 @@ export interface SetResult {
   /** Clean test images (positive) against this set: null for the clean set itself. */
   auroc: { credibility: number; softmax: number } | null;
   fpr95: { credibility: number; softmax: number } | null;
+  /** Prediction sets at each error rate: coverage of labelled sets, mean size, share of empty sets. */
+  conformal: StoredSetSummary[];
 }
 
 export interface PanelExample {
@@ -76,6 +97,7 @@ export interface DknnStudy {
   layers: string[];
   k: number;
   pValues: PValueForm;
+  mondrian: boolean;
   normalize: boolean;
   calibration: number;
   trainImages: number;
@@ -225,6 +247,8 @@ export function dknnStudy(
       {
         k,
         pValues: pForm,
+        mondrian: options.mondrian ?? false,
+        seed,
         normalize,
         prune: options.prune ?? 'auto',
         onProgress: (layer, done, total) => progress?.(`k-NN ${layer}`, done, total),
@@ -326,6 +350,12 @@ export function dknnStudy(
         softmax: summary(sm),
         auroc: s.q.outlier ? { credibility: auroc(cleanCred, cred), softmax: auroc(cleanSoft, sm) } : null,
         fpr95: s.q.outlier ? { credibility: fprAtTpr(cleanCred, cred), softmax: fprAtTpr(cleanSoft, sm) } : null,
+        conformal: setSummaries(
+          result.pValues.subarray(s.start * classes, s.end * classes),
+          classes,
+          s.q.labelled ? labels : null,
+          options.epsilons ?? DKNN_STUDY_DEFAULTS.epsilons,
+        ).map((c) => ({ ...c, coverage: Number.isNaN(c.coverage) ? null : c.coverage })),
       };
     });
     const reliabilityOf = (s: (typeof slices)[number]) => {
@@ -356,6 +386,7 @@ export function dknnStudy(
       layers,
       k,
       pValues: pForm,
+      mondrian: options.mondrian ?? false,
       normalize,
       calibration,
       trainImages: trainIdx.length,
