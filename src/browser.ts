@@ -49,3 +49,10 @@ export {
   type ConformalForm,
   type SetSummary,
 } from './analysis/conformal.js';
+export {
+  energyScore,
+  fitMahalanobis,
+  mahalanobisScore,
+  knnDistanceScore,
+  type MahalanobisModel,
+} from './analysis/detectors.js';
