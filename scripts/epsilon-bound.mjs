@@ -3,7 +3,8 @@
 // squared distances on batches of 128 fixed test images (the training batch size), and the share of rows
 // whose neighbour weights all together, sum_j exp(-D_ij / T), fall below the form's epsilon 1e-5: there
 // the term reads its bound -log(1e-5) = 11.51 whatever the labels, so spreading the rows apart maximizes it
-// without mixing the classes. Computed in float64 from the network's float32 features.
+// without mixing the classes. Computed in float64 from the network's float32 features, at --temperature, or
+// for a run with the one-step update at the temperature each layer had reached (T0 / its multiplier).
 //   node scripts/epsilon-bound.mjs DIR [--temperature 100] [--images 512] [--out FILE.json]
 // Needs a build (npm run build) and the runs' checkpoints.
 import { writeFileSync } from 'node:fs';
@@ -15,6 +16,8 @@ import { gatherBatch } from '../dist/data/batches.js';
 import { evaluationSample } from '../dist/training/evaluate.js';
 import { loadTrainedNetwork } from '../dist/training/run-store.js';
 import { codeVersion } from '../dist/version.js';
+import { loadCheckpoint } from '../dist/training/checkpoint.js';
+import { runFiles } from '../dist/training/run-store.js';
 
 const args = process.argv.slice(2);
 const flag = (name, fallback) => {
@@ -34,7 +37,7 @@ const BATCH = 128;
 await useBackend(process.env.SNNL_BACKEND);
 
 /** Per-row float64 sums of exp(-D/T) over the other rows, and the epsilon form's SNNL, of one batch. */
-function batchFigures(rows, dim, labels) {
+function batchFigures(rows, dim, labels, T) {
   const n = labels.length;
   const norms = new Float64Array(n);
   for (let i = 0; i < n; i++) {
@@ -78,6 +81,13 @@ for (const run of findRuns(dir)) {
   const { net, dataset, stored } = loadTrainedNetwork(run);
   const { config } = stored;
   const sample = evaluationSample(dataset, images, config.seed);
+  // A run with the one-step update trained each layer at T0 / multiplier by its end: measured there too.
+  let temperatures = net.hiddenLayers.map(() => T);
+  if (config.optimizeTemperature) {
+    const { tensors, metadata } = loadCheckpoint(runFiles(run).checkpoint);
+    tf.dispose(tensors.map((t) => t.tensor));
+    temperatures = net.hiddenLayers.map((_, k) => config.temperature / (metadata.multipliers?.[k] ?? 1));
+  }
   const layers = net.hiddenLayers.map((name) => ({ name, distances: [], loss: 0, atBound: 0, batches: 0 }));
   for (let start = 0; start + BATCH <= sample.length; start += BATCH) {
     const batch = gatherBatch(
@@ -90,7 +100,7 @@ for (const run of findRuns(dir)) {
     net.hiddenLayers.forEach((_, k) => {
       const h = outputs[k];
       const dim = h.size / BATCH;
-      const figures = batchFigures(Float64Array.from(h.dataSync()), dim, batch.labels);
+      const figures = batchFigures(Float64Array.from(h.dataSync()), dim, batch.labels, temperatures[k]);
       const layer = layers[k];
       layer.distances.push(...figures.distances);
       layer.loss += figures.loss;
@@ -108,6 +118,7 @@ for (const run of findRuns(dir)) {
       layers.map((l) => [
         l.name,
         {
+          temperature: temperatures[layers.indexOf(l)],
           medianSquaredDistance: median(l.distances),
           epsilonFormSnnl: l.loss / l.batches,
           rowsAtBound: l.atBound / (l.batches * BATCH),
@@ -118,7 +129,7 @@ for (const run of findRuns(dir)) {
   results.push(row);
   const cells = Object.entries(row.layers).map(
     ([name, l]) =>
-      `${name} D~${l.medianSquaredDistance.toPrecision(3)} SNNL ${l.epsilonFormSnnl.toFixed(2)} at bound ${(100 * l.rowsAtBound).toFixed(0)}%`,
+      `${name} T ${l.temperature.toPrecision(3)} D~${l.medianSquaredDistance.toPrecision(3)} SNNL ${l.epsilonFormSnnl.toFixed(2)} at bound ${(100 * l.rowsAtBound).toFixed(0)}%`,
   );
   console.log(`${row.run}: ${cells.join('; ')}`);
 }
