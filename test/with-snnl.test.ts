@@ -202,6 +202,23 @@ describe('trainWithSnnl', () => {
     model.dispose();
   }, 60_000);
 
+  it("refuses a layer whose values pass snnl()'s overflow bound, with snnl()'s words and the layer's name", async () => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [3], units: 4, name: 'big', kernelInitializer: 'ones', useBias: false }),
+        tf.layers.dense({ units: 2, name: 'out' }),
+      ],
+    });
+    // Rows of 1e19: the 4 features reach 3e19, past the bound of 2.3e18 at 4 features.
+    const x = tf.fill([8, 3], 1e19);
+    const y = Int32Array.from({ length: 8 }, (_, i) => i % 2);
+    await expect(trainWithSnnl(model, { x, y }, { factor: 1, layers: ['big'], batchSize: 8 })).rejects.toThrow(
+      /^layer big \(epoch 1, batch 1\): values reach 3\.00e\+19: squared distances between rows would overflow float32 at 4 features/,
+    );
+    tf.dispose(x);
+    model.dispose();
+  });
+
   it('trains a functional model from a tf.data.Dataset and from a function of the epoch', async () => {
     const input = tf.input({ shape: [28, 28, 1] });
     const flat = tf.layers.flatten().apply(input) as tf.SymbolicTensor;

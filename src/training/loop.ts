@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../data/batches.js';
 import { InputError } from '../errors.js';
 import { annealedTemperature } from '../loss/temperature.js';
-import type { SnnlOptions } from '../loss/options.js';
+import { checkFeatureRange, type SnnlOptions } from '../loss/options.js';
 import type { Network } from '../models/models.js';
 import { PT_SNNL_CNN_WEIGHTS, type TemperatureRule, type TrainConfig } from './config.js';
 import type { LayerEntanglement, Score } from './evaluate.js';
@@ -144,6 +144,16 @@ export async function trainLoop(parts: LoopParts): Promise<EpochMetrics[]> {
       } finally {
         tf.dispose([batch.x, batch.y]);
       }
+      // What snnl() refuses, training refuses the same way, naming the layer.
+      // (NaN features are left to the loss's own message below.)
+      result.ranges.forEach((r, l) => {
+        if (Number.isNaN(r.largest)) return;
+        checkFeatureRange(
+          r.largest,
+          r.features,
+          `layer ${settings.layers[l]!.name} (epoch ${epoch + 1}, batch ${k + 1})`,
+        );
+      });
       if (!Number.isFinite(result.loss)) {
         throw new Error(
           `the loss became ${result.loss} at epoch ${epoch + 1}, batch ${k + 1}; lower the learning rate or |factor|`,

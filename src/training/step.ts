@@ -30,6 +30,8 @@ export interface StepResult {
   loss: number;
   primary: number;
   snnl: number;
+  /** Per SNNL layer (in spec.layers' order): the largest |value| of its features, and their count per row. */
+  ranges: Array<{ largest: number; features: number }>;
   /** Correctly classified examples of the batch (0 for the autoencoder). */
   correct: number;
 }
@@ -67,7 +69,10 @@ export function trainStep(net: Network, optimizer: tf.Optimizer, batch: Batch, s
     const last = outputs.at(-1)!;
     const primary = primaryLoss(net, batch, last, spec.classes);
     let snnlTerm: tf.Scalar = tf.scalar(0);
+    const largest: tf.Tensor[] = [];
     if (spec.factor !== 0 && spec.layers.length > 0) {
+      // The range every SNNL input must keep (checked by the loop, read with the other figures: no extra sync).
+      for (const { index } of spec.layers) largest.push(tf.max(tf.abs(outputs[index]!)));
       const terms = spec.layers.map(({ index, weight }, l) => {
         const h = outputs[index]!;
         let temperature = spec.temperature;
@@ -89,11 +94,16 @@ export function trainStep(net: Network, optimizer: tf.Optimizer, batch: Batch, s
     }
     const correct =
       net.kind === 'classifier' ? tf.sum(tf.cast(tf.equal(tf.argMax(last, 1), batch.y), 'float32')) : tf.scalar(0);
-    parts = tf.keep(tf.stack([primary, snnlTerm, correct]));
+    parts = tf.keep(tf.stack([primary, snnlTerm, correct, ...largest]));
     return tf.add(primary, tf.mul(snnlTerm, spec.factor)) as tf.Scalar;
   }, true);
-  const [primary, snnlValue, correct] = Array.from(parts!.dataSync());
+  const [primary, snnlValue, correct, ...maxima] = Array.from(parts!.dataSync());
   const loss = cost!.dataSync()[0]!;
   tf.dispose([cost!, parts!]);
-  return { loss, primary: primary!, snnl: snnlValue!, correct: correct! };
+  const ranges = maxima.map((m, l) => {
+    const h = net.model.outputs[spec.layers[l]!.index]!;
+    const features = h.shape.slice(1).reduce((a: number, n) => a * (n ?? 1), 1);
+    return { largest: m, features };
+  });
+  return { loss, primary: primary!, snnl: snnlValue!, correct: correct!, ranges };
 }
