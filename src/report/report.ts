@@ -50,7 +50,10 @@ export function findRuns(dir: string): string[] {
 /** A short name for a run: its SNNL settings (with data set and seed where runs differ in those). */
 export function runLabel(dir: string, detailed = false): string {
   const { config } = readStoredConfig(dir);
-  const settings = config.factor === 0 ? 'baseline' : `SNNL a=${config.factor}, T=${config.temperature}`;
+  const settings =
+    config.factor === 0
+      ? 'baseline'
+      : `SNNL a=${config.factor}, T=${config.temperature}${config.optimizeTemperature ? ' one-step' : ''}`;
   return detailed ? `${config.dataset} ${settings} s${config.seed}` : settings;
 }
 
@@ -144,7 +147,11 @@ export function describeRuns(configs: TrainConfig[]): string {
   const list = <T>(values: T[]) => [...new Set(values.map(String))];
   const and = (items: string[]) =>
     items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
-  const settings = list(configs.map((c) => (c.factor === 0 ? 'baseline' : `a=${c.factor}, T=${c.temperature}`)));
+  const settings = list(
+    configs.map((c) =>
+      c.factor === 0 ? 'baseline' : `a=${c.factor}, T=${c.temperature}${c.optimizeTemperature ? ' one-step' : ''}`,
+    ),
+  );
   const seeds = list(configs.map((c) => c.seed));
   const epochs = list(configs.map((c) => c.epochs));
   const batches = list(configs.map((c) => c.batchSize));
