@@ -17,29 +17,23 @@ import { seededRandom } from '../random.js';
 export const CONFORMAL_FORMS = ['finite', 'smoothed'] as const;
 export type ConformalForm = (typeof CONFORMAL_FORMS)[number];
 
-/** Counts of sorted (ascending) `scores` strictly below and at most `s`. */
-function ranks(sorted: Float64Array, s: number): { below: number; atMost: number } {
+/** How many of `sorted` (ascending) lie below `s` (with `inclusive`, at or below it): a binary search. */
+export function countBelow(sorted: Float64Array, s: number, inclusive = false): number {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (sorted[mid]! < s) lo = mid + 1;
+    if (sorted[mid]! < s || (inclusive && sorted[mid] === s)) lo = mid + 1;
     else hi = mid;
   }
-  let end = lo;
-  hi = sorted.length;
-  while (end < hi) {
-    const mid = (end + hi) >> 1;
-    if (sorted[mid]! <= s) end = mid + 1;
-    else hi = mid;
-  }
-  return { below: lo, atMost: end };
+  return lo;
 }
 
 /** The conformal p-value of score `s` against sorted calibration scores; `u` in [0, 1) for `smoothed`. */
 export function conformalPValue(sorted: Float64Array, s: number, form: ConformalForm, u = 0): number {
   const n = sorted.length;
-  const { below, atMost } = ranks(sorted, s);
+  const below = countBelow(sorted, s);
+  const atMost = countBelow(sorted, s, true);
   const greater = n - atMost;
   const equal = atMost - below;
   return form === 'finite' ? (greater + equal + 1) / (n + 1) : (greater + u * (equal + 1)) / (n + 1);

@@ -21,6 +21,7 @@ import { InputError } from '../errors.js';
 import {
   calibrate as calibrateConformal,
   conformalPValues,
+  countBelow,
   setSummaries,
   type ConformalCalibration,
   type ConformalForm,
@@ -132,21 +133,14 @@ export function nonconformity(neighborLabels: Int32Array[], n: number, k: number
 /** The calibration scores the p-values count, sorted ascending (the reference form without its zeros). */
 export function calibrationScores(scores: ArrayLike<number>, form: PValueForm): Float64Array {
   const sorted = Float64Array.from(scores).sort();
-  if (form === 'standard') return sorted;
+  if (form !== 'reference') return sorted;
   const firstNonZero = sorted.findIndex((s) => s !== 0);
   return firstNonZero < 0 ? sorted : sorted.subarray(firstNonZero);
 }
 
 /** Share of `sortedCalibration` at or above `score`. */
 export function pValue(sortedCalibration: Float64Array, score: number): number {
-  let lo = 0;
-  let hi = sortedCalibration.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (sortedCalibration[mid]! < score) lo = mid + 1;
-    else hi = mid;
-  }
-  return (sortedCalibration.length - lo) / sortedCalibration.length;
+  return (sortedCalibration.length - countBelow(sortedCalibration, score)) / sortedCalibration.length;
 }
 
 /** Prediction, credibility and confidence from [n, classes] p-values. */
@@ -185,6 +179,8 @@ export class DeepKnn {
   private readonly normalize: boolean;
   private readonly means: Float64Array[];
   private calibration: Float64Array = new Float64Array(0);
+  /** The conformal forms' calibration (sorted scores, per class with `mondrian`); null for the others. */
+  private conformal: ConformalCalibration | null = null;
   /** The pruned search's index of each layer's training features, built at its first search. */
   private readonly indexes: Array<KnnIndex | undefined> = [];
   /** Per layer: exact distances computed and pairs searched, over every search so far. */
@@ -272,8 +268,6 @@ export class DeepKnn {
       throw new InputError('mondrian', "needs the conformal p-values: pValues 'finite' or 'smoothed'");
     this.conformal = conformal ? calibrateConformal(own, labels, this.classes, this.options.mondrian ?? false) : null;
   }
-
-  private conformal: ConformalCalibration | null = null;
 
   /** Prediction sets at each error rate, with coverage where `labels` are given (a conformal form only). */
   sets(result: DknnResult, epsilons: readonly number[], labels: ArrayLike<number> | null = null): SetSummary[] {

@@ -290,16 +290,11 @@ export async function trainWithSnnl(
           ? {
               evaluate: (_epoch: number, temperature: number | 'optimal') => {
                 const outputs = network.model.predict(validation.x, { batchSize: 500 }) as tf.Tensor[];
+                const truth = tf.tensor1d(validationLabels!, 'int32');
                 const correct = tf.tidy(() =>
-                  tf.sum(
-                    tf.cast(
-                      tf.equal(tf.argMax(outputs.at(-1)!, 1), tf.tensor1d(validationLabels!, 'int32')),
-                      'float32',
-                    ),
-                  ),
+                  tf.sum(tf.cast(tf.equal(tf.argMax(outputs.at(-1)!, 1), truth), 'float32')),
                 );
                 const accuracy = correct.dataSync()[0]! / validationLabels!.length;
-                const truth = tf.tensor1d(validationLabels!, 'int32');
                 const loss = tf.tidy(() =>
                   primaryLoss(
                     network,
