@@ -22,6 +22,7 @@ const FLAGS: Record<string, string> = Object.fromEntries(
     'backend',
     'batchSize',
     'trainSubset',
+    'testSubset',
     'layerWeights',
     'temperature',
     'distance',

@@ -134,6 +134,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed of initialization and shuffling', '1234')
     .option('--eval-sample <n>', 'test images on which per-layer SNNL is measured each epoch', '1000')
     .option('--train-subset <n>', 'train on this many training examples (a seeded choice) for a quick run')
+    .option('--test-subset <n>', 'test accuracy and loss on this many test images (a seeded choice; default all)')
     .option('--input-shape <HxWxC>', 'pad the images (centred) and repeat their channel to this shape, e.g. 32x32x3')
     .option(
       '--probe-layers <names>',

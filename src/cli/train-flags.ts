@@ -55,6 +55,7 @@ export interface TrainFlags {
   evalSample?: string;
   widths?: string;
   trainSubset?: string;
+  testSubset?: string;
   optimizeTemperature?: boolean;
   relativeTemperature?: boolean;
   inputShape?: string;
@@ -142,6 +143,13 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     'a whole number of at least 2',
   );
   if (subset !== undefined) config.trainSubset = subset;
+  const testSubset = parseNumberFlag(
+    flags.testSubset,
+    '--test-subset',
+    (n) => Number.isInteger(n) && n >= 1,
+    'a whole number of at least 1',
+  );
+  if (testSubset !== undefined) config.testSubset = testSubset;
   if (flags.inputShape !== undefined) config.inputShape = parseImageShape(flags.inputShape, '--input-shape');
   const perEpoch = parseNumberFlag(flags.probesPerEpoch, '--probes-per-epoch', whole, 'a whole number above 0');
   const probeSize = parseNumberFlag(

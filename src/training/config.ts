@@ -49,6 +49,11 @@ export interface TrainConfig {
   evalSample: number;
   /** Train on this many examples of the training split (a seeded choice); default all of them. */
   trainSubset?: number;
+  /**
+   * Test accuracy and loss on this many test images (a seeded choice, the same every epoch; the
+   * entanglement sample is its first evalSample images); default the whole test split.
+   */
+  testSubset?: number;
   /** The images padded (centred, zeros) and their channel repeated to this shape (src/data/reshape.ts). */
   inputShape?: [number, number, number];
   /**

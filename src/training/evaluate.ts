@@ -11,6 +11,7 @@ import { optimalTemperature } from '../loss/temperature.js';
 import type { SnnlOptions } from '../loss/options.js';
 import type { Network } from '../models/models.js';
 import { permutation, stream } from '../random.js';
+import { primaryLoss } from './step.js';
 
 export interface LayerEntanglement {
   /** The temperature `loss` was measured at. */
@@ -51,6 +52,8 @@ function forwardAll(net: Network, dataset: Dataset, split: 'train' | 'test', ind
 export interface Score {
   /** Fraction classified correctly; null for the autoencoder. */
   accuracy: number | null;
+  /** A classifier's mean cross-entropy over the split (the training objective's primary term). */
+  loss?: number;
   /** The autoencoder's mean binary cross-entropy per pixel between the input and its reconstruction. */
   reconstruction?: number;
 }
@@ -64,25 +67,27 @@ export function testScore(
 ): Score {
   const all = indices ?? Int32Array.from({ length: dataset[split].count }, (_, k) => k);
   let total = 0;
+  let crossEntropy = 0;
   const norm = normalizationFor(net, dataset);
   for (let start = 0; start < all.length; start += 1000) {
     const part = all.subarray(start, Math.min(all.length, start + 1000));
     const batch = gatherBatch(dataset[split], dataset.imageShape, norm, part);
     const score = tf.tidy(() => {
       const out = (net.model.predict(batch.x, { batchSize: 1000 }) as tf.Tensor[]).at(-1)!;
-      if (net.kind === 'autoencoder') {
-        // The last output is the reconstruction's logits (as in training): the mean BCE of this chunk,
-        // weighted by its size.
-        return tf.mul(tf.losses.sigmoidCrossEntropy(tf.reshape(batch.x, out.shape), out), part.length);
-      }
-      return tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), batch.y), 'float32'));
+      // The autoencoder's last output is the reconstruction's logits; primaryLoss is its mean BCE (as in
+      // training), a classifier's its mean cross-entropy: each weighted by the chunk's size.
+      const loss = tf.mul(primaryLoss(net, batch, out, out.shape[1] ?? 1), part.length);
+      if (net.kind === 'autoencoder') return tf.stack([loss, tf.scalar(0)]);
+      return tf.stack([loss, tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), batch.y), 'float32'))]);
     });
-    total += score.dataSync()[0]!;
+    const [loss, correct] = score.dataSync();
+    crossEntropy += loss!;
+    total += correct!;
     tf.dispose([batch.x, batch.y, score]);
   }
   return net.kind === 'autoencoder'
-    ? { accuracy: null, reconstruction: total / all.length }
-    : { accuracy: total / all.length };
+    ? { accuracy: null, reconstruction: crossEntropy / all.length }
+    : { accuracy: total / all.length, loss: crossEntropy / all.length };
 }
 
 /** SNNL of each representation in `outputs` (named `names`) with `labels`, at `temperature` and at the optimal one. */

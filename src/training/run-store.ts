@@ -121,6 +121,12 @@ export function runParts(config: TrainConfig): { dataset: Dataset; net: Network 
     config.seed,
   );
   const dataset = config.inputShape ? withImageShape(subset, config.inputShape) : subset;
+  if (config.testSubset !== undefined && config.testSubset > dataset.test.count) {
+    throw new InputError(
+      'testSubset',
+      `${config.testSubset} test images asked for; ${config.dataset}'s test split has ${dataset.test.count}`,
+    );
+  }
   const net = buildNetwork(config.model, dataset.imageShape, dataset.classes, config.seed, config.modelOptions);
   return { dataset, net };
 }

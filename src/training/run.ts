@@ -52,6 +52,8 @@ export async function trainRun(dir: string, backend: string, options: TrainRunOp
       },
     };
     const sample = evaluationSample(dataset, config.evalSample, config.seed);
+    const testSample =
+      config.testSubset !== undefined ? evaluationSample(dataset, config.testSubset, config.seed) : undefined;
     probes = startProbes(dir, config, net, dataset, state?.epoch ?? 0);
     let bar: ProgressBar | undefined;
     let epochStarted = performance.now();
@@ -77,7 +79,7 @@ export async function trainRun(dir: string, backend: string, options: TrainRunOp
           probes?.after(p.epoch, p.done, p.total ?? 0);
         },
         evaluate: (_epoch, temperature) => ({
-          test: testScore(net, dataset),
+          test: testScore(net, dataset, testSample),
           entanglement: entanglement(
             net,
             dataset,
@@ -141,7 +143,7 @@ function startProbes(dir: string, config: TrainConfig, net: Network, dataset: Da
 export function formatEpoch(m: EpochMetrics, backend: string): string {
   const accuracy =
     m.test.accuracy !== null
-      ? `test accuracy ${(100 * m.test.accuracy).toFixed(2)}%`
+      ? `test accuracy ${(100 * m.test.accuracy).toFixed(2)}%${m.test.loss !== undefined ? `, loss ${m.test.loss.toFixed(4)}` : ''}`
       : `test BCE ${m.test.reconstruction?.toFixed(4)}`;
   const layers = Object.entries(m.entanglement)
     .map(
