@@ -37,7 +37,7 @@ export {
   type KnnOptions,
   type Neighbors,
 } from './analysis/knn.js';
-export { auroc, fprAtTpr, reliability, histogram } from './analysis/metrics.js';
+export { auroc, bootstrapAurocs, fprAtTpr, reliability, histogram } from './analysis/metrics.js';
 export {
   calibrate as conformalCalibration,
   conformalPValue,

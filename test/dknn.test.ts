@@ -487,8 +487,22 @@ describe('snnl dknn', () => {
     expect(result.status, result.stderr).toBe(0);
     const study = JSON.parse(result.stdout) as { sets: Array<{ name: string; count: number; auroc: unknown }> };
     expect(study.sets.map((s) => s.name)).toEqual(
-      expect.arrayContaining(['clean', 'rotated', 'noise', 'fgsm-0.1', 'fgsm-0.25']),
+      expect.arrayContaining(['clean', 'rotated', 'noise', 'fgsm-0.1', 'fgsm-0.25', 'pgd-0.1', 'pgd-0.25']),
     );
+    // Every detector beside credibility, with bootstrap replicates, on the penultimate layer (fc1).
+    const detected = study as unknown as {
+      detectors: { penultimate: string; knnK: number; leftOut: object };
+      pgd: { steps: number };
+      calibrationCurve: Array<{ epsilon: number; coverage: number }>;
+      sets: Array<{ name: string; auroc: Record<string, number> | null; aurocReplicates?: Record<string, number[]> }>;
+    };
+    expect(detected.detectors).toMatchObject({ penultimate: 'fc1', knnK: 50, leftOut: {} });
+    expect(detected.pgd.steps).toBe(10);
+    const noise = detected.sets.find((s) => s.name === 'noise')!;
+    expect(Object.keys(noise.auroc!).sort()).toEqual(['credibility', 'energy', 'knn', 'mahalanobis', 'softmax']);
+    for (const value of Object.values(noise.auroc!)) expect(value).toBeGreaterThanOrEqual(0);
+    expect(noise.aurocReplicates!['energy']).toHaveLength(200);
+    expect(detected.calibrationCurve).toHaveLength(20);
     expect(study.sets[0]!.count).toBe(9900);
     // Prediction sets: coverage of the labelled clean set, none for outliers; mean sizes and empty shares.
     const conformal = study as unknown as {
@@ -509,7 +523,14 @@ describe('snnl dknn', () => {
     expect(recorded.provenance.commit).toMatch(/^[0-9a-f]{40}$/);
     expect(typeof recorded.provenance.dirty).toBe('boolean');
     expect(recorded.networkCommit.commit).toMatch(/^[0-9a-f]{40}$/);
-    for (const file of ['dknn.json', 'scores.png', 'reliability.png', 'neighbors.png', 'gradients.png'])
+    for (const file of [
+      'dknn.json',
+      'scores.png',
+      'reliability.png',
+      'calibration.png',
+      'neighbors.png',
+      'gradients.png',
+    ])
       expect(existsSync(join(out, file)), file).toBe(true);
   }, 240_000);
 
@@ -523,6 +544,13 @@ describe('snnl dknn', () => {
     [['--p-values', 'other'], /--p-values/],
     [['--mondrian'], '--mondrian: needs conformal p-values: add --p-values finite (or smoothed)'],
     [['--epsilon', '0.05,1'], "--epsilon: expected error rates in (0, 1), got '1'"],
+    [['--pgd-steps', '-1'], "--pgd-steps: expected a whole number (0: no PGD), got '-1'"],
+    [['--knn-k', '0'], "--knn-k: expected a whole number above 0, got '0'"],
+    [
+      ['--train-subset', '40', '--k', '10'],
+      '--knn-k: must be a whole number from 1 to 40 (the training images), got 50',
+    ],
+    [['--replicates', 'x'], "--replicates: expected a whole number (0: none), got 'x'"],
   ])('exits 2 with one line for %j', (args, message) => {
     const result = cli(dir, ...args);
     expect(result.status).toBe(2);
@@ -597,6 +625,58 @@ describe('snnl dknn-features (.npy features from elsewhere)', () => {
     const credibility = parseNpy(readFileSync(join(out, 'credibility.npy')), 'credibility.npy');
     expect(credibility.shape).toEqual([90]);
     expect(parseNpy(readFileSync(join(out, 'p-values.npy')), 'p').shape).toEqual([90, 3]);
+  });
+
+  it('with an outlier split and logits: every detector, its scores, AUROC and prediction sets', () => {
+    const dir = join(root, 'ood');
+    make(dir);
+    for (const [split, n] of [
+      ['train', 300],
+      ['calibration', 60],
+      ['test', 90],
+    ] as const) {
+      // Logits: the first three coordinates of layer a's points (their class's coordinate is large).
+      const a = cluster(n, 3);
+      write(dir, `${split}.logits.npy`, a.values, [n, 3]);
+    }
+    // Outliers: points far from every class, in every layer.
+    const far = (n: number, d: number) => Array.from({ length: n * d }, () => -8 + gauss());
+    write(dir, 'outlier.a.npy', far(40, 4), [40, 4]);
+    write(dir, 'outlier.b.npy', far(40, 6), [40, 2, 3]);
+    write(
+      dir,
+      'outlier.logits.npy',
+      far(40, 3).map((v) => v / 8),
+      [40, 3],
+    );
+    const out = join(root, 'ood-out');
+    const result = cli(dir, '--k', '15', '--knn-k', '10', '--epsilon', '0.1,0.2', '--out', out, '--json');
+    expect(result.status, result.stderr).toBe(0);
+    const summary = JSON.parse(result.stdout) as {
+      layers: string[];
+      detectors: { penultimate: string; knnK: number; leftOut: object };
+      outlier: { rows: number; auroc: Record<string, number>; fpr95: Record<string, number> };
+      predictionSets: Array<{ epsilon: number; coverage: number; meanSize: number }>;
+    };
+    expect(summary.layers).toEqual(['a', 'b', 'logits']);
+    expect(summary.detectors).toMatchObject({ penultimate: 'b', knnK: 10, leftOut: {} });
+    expect(summary.outlier.rows).toBe(40);
+    expect(Object.keys(summary.outlier.auroc).sort()).toEqual([
+      'credibility',
+      'energy',
+      'knn',
+      'mahalanobis',
+      'softmax',
+    ]);
+    for (const d of ['credibility', 'mahalanobis', 'knn', 'energy'])
+      expect(summary.outlier.auroc[d], d).toBeGreaterThan(0.9);
+    expect(summary.predictionSets.map((c) => c.epsilon)).toEqual([0.1, 0.2]);
+    expect(summary.predictionSets[0]!.coverage).toBeGreaterThan(0.75);
+    for (const d of ['energy', 'mahalanobis', 'knn'])
+      expect(parseNpy(readFileSync(join(out, `${d}.npy`)), d).shape).toEqual([90]);
+    const bad = cli(dir, '--detector-layer', 'zz', '--out', out);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim()).toBe('snnl: --detector-layer: no layer "zz"; the layers are a, b, logits');
   });
 
   it('exits 2 naming the file for rows that do not match labels, and for missing layers', () => {

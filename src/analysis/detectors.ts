@@ -101,25 +101,35 @@ export function fitMahalanobis(
   return { dim, classes, means, cholesky: cov, ridge };
 }
 
-/** Minus the smallest squared Mahalanobis distance of each row of `features` [n, dim] to a class mean. */
+/** z with L z = v (forward substitution on the lower Cholesky factor), v read from `v` at `offset`. */
+function whiten(cholesky: Float64Array, dim: number, v: ArrayLike<number>, offset: number, z: Float64Array) {
+  for (let a = 0; a < dim; a++) {
+    let t = v[offset + a]!;
+    for (let b = 0; b < a; b++) t -= cholesky[a * dim + b]! * z[b]!;
+    z[a] = t / cholesky[a * dim + a]!;
+  }
+}
+
+/**
+ * Minus the smallest squared Mahalanobis distance of each row of `features` [n, dim] to a class mean:
+ * with Sigma = L L^T, (x - mu)^T Sigma^-1 (x - mu) = |L^-1 x - L^-1 mu|^2, so each row is whitened once
+ * and compared with the whitened class means.
+ */
 export function mahalanobisScore(model: MahalanobisModel, features: ArrayLike<number>): Float64Array {
   const { dim, classes, means, cholesky } = model;
   if (features.length % dim !== 0)
     throw new InputError('features', `${features.length} values do not make rows of ${dim} features`);
   const n = features.length / dim;
+  const whiteMeans = new Float64Array(classes * dim);
+  for (let c = 0; c < classes; c++) whiten(cholesky, dim, means, c * dim, whiteMeans.subarray(c * dim, (c + 1) * dim));
   const out = new Float64Array(n);
   const z = new Float64Array(dim);
   for (let i = 0; i < n; i++) {
+    whiten(cholesky, dim, features, i * dim, z);
     let best = Infinity;
     for (let c = 0; c < classes; c++) {
-      // Solve L z = x - mu: the squared distance is |z|^2.
       let sq = 0;
-      for (let a = 0; a < dim; a++) {
-        let t = features[i * dim + a]! - means[c * dim + a]!;
-        for (let b = 0; b < a; b++) t -= cholesky[a * dim + b]! * z[b]!;
-        z[a] = t / cholesky[a * dim + a]!;
-        sq += z[a]! ** 2;
-      }
+      for (let a = 0; a < dim; a++) sq += (z[a]! - whiteMeans[c * dim + a]!) ** 2;
       if (sq < best) best = sq;
     }
     out[i] = -best;

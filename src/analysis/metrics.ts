@@ -3,6 +3,7 @@
  * should score high) from outliers: AUROC, the false-positive rate at 95% true-positive rate, and the
  * binned figures of a reliability diagram and a histogram.
  */
+import { seededRandom } from '../random.js';
 
 /**
  * Area under the ROC curve: the probability that a random in-distribution score is above a random
@@ -103,4 +104,61 @@ export function knnPurity(values: Float32Array, dim: number, labels: ArrayLike<n
     for (let m = 0; m < Math.min(k, n - 1); m++) if (labels[order[m]!] === labels[i]) same++;
   }
   return same / (n * Math.min(k, n - 1));
+}
+
+/**
+ * AUROC of each score pair (positives[d] against negatives[d], as `auroc`) on `replicates` bootstrap
+ * resamples of the examples: one resample (multiplicities drawn with `seed`) serves every pair, so the
+ * pairs' replicates are paired, and the same seed and sizes give the same resamples in another study,
+ * pairing two networks' replicates on the same resampled examples. Sorted once per pair; each replicate
+ * is one sweep over tie groups. Returns replicates[d][r].
+ */
+export function bootstrapAurocs(
+  positives: ArrayLike<number>[],
+  negatives: ArrayLike<number>[],
+  replicates: number,
+  seed: number,
+): Float64Array[] {
+  const n = positives[0]?.length ?? 0;
+  const m = negatives[0]?.length ?? 0;
+  const pairs = positives.map((pos, d) => {
+    const neg = negatives[d]!;
+    if (pos.length !== n || neg.length !== m) throw new RangeError('bootstrapAurocs: every pair needs the same sizes');
+    const scores = Float64Array.from({ length: n + m }, (_, i) => (i < n ? pos[i]! : neg[i - n]!));
+    const order = Int32Array.from({ length: n + m }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
+    // Tie groups: starts of runs of equal scores in sorted order, and the end.
+    const starts: number[] = [];
+    for (let i = 0; i < order.length; i++) if (i === 0 || scores[order[i]!] !== scores[order[i - 1]!]) starts.push(i);
+    starts.push(order.length);
+    return { order, starts };
+  });
+  const out = positives.map(() => new Float64Array(replicates));
+  if (n === 0 || m === 0) {
+    out.forEach((o) => o.fill(NaN));
+    return out;
+  }
+  const random = seededRandom(seed);
+  const weights = new Float64Array(n + m);
+  for (let r = 0; r < replicates; r++) {
+    weights.fill(0);
+    for (let i = 0; i < n; i++) weights[Math.floor(random() * n)]! += 1;
+    for (let j = 0; j < m; j++) weights[n + Math.floor(random() * m)]! += 1;
+    pairs.forEach(({ order, starts }, d) => {
+      let negBelow = 0;
+      let total = 0;
+      for (let g = 0; g + 1 < starts.length; g++) {
+        let pos = 0;
+        let neg = 0;
+        for (let i = starts[g]!; i < starts[g + 1]!; i++) {
+          const row = order[i]!;
+          if (row < n) pos += weights[row]!;
+          else neg += weights[row]!;
+        }
+        total += pos * (negBelow + neg / 2);
+        negBelow += neg;
+      }
+      out[d]![r] = total / (n * m);
+    });
+  }
+  return out;
 }

@@ -9,6 +9,7 @@ import type { Normalization } from '../data/datasets.js';
 import type { PixelSet } from '../data/outliers.js';
 import { InputError } from '../errors.js';
 import type { Network } from '../models/models.js';
+import { seededRandom } from '../random.js';
 import type { FeatureChunks, FeatureMatrix } from './knn.js';
 
 /** The network's outputs by name: its hidden layers, then its last layer (the logits). */
@@ -41,6 +42,8 @@ export interface Probe {
   features: FeatureChunks[];
   /** [count, classes] softmax of the logits. */
   probabilities: Float32Array;
+  /** [count, classes] the last layer's output as it is: logits (null for a network ending in softmax). */
+  logits: Float32Array | null;
 }
 
 /** Features of `layers` (indices into the outputs) and the softmax of every image of `set`, `chunk` at a time. */
@@ -55,23 +58,25 @@ export function probe(
   const features: FeatureChunks[] = layers.map(() => []);
   const classes = net.model.outputs.at(-1)!.shape.at(-1)!;
   const probabilities = new Float32Array(set.count * classes);
+  const logits = net.output === 'probabilities' ? null : new Float32Array(set.count * classes);
   for (let start = 0; start < set.count; start += chunk) {
     const end = Math.min(set.count, start + chunk);
     const outs = tf.tidy(() => {
       const x = normalized(pixelChunk(set, shape, start, end), norm);
       const outputs = net.model.predict(x, { batchSize: Math.min(chunk, 500) }) as tf.Tensor[];
-      const logits = outputs.at(-1)!;
-      const probs = net.output === 'probabilities' ? logits : tf.softmax(logits);
-      return [...layers.map((k) => tf.reshape(outputs[k]!, [end - start, -1])), probs];
+      const last = outputs.at(-1)!;
+      const probs = net.output === 'probabilities' ? last : tf.softmax(last);
+      return [...layers.map((k) => tf.reshape(outputs[k]!, [end - start, -1])), last, probs];
     });
     probabilities.set(outs.at(-1)!.dataSync(), start * classes);
+    logits?.set(outs.at(-2)!.dataSync(), start * classes);
     layers.forEach((_, l) => {
       const t = outs[l]!;
       features[l]!.push({ rows: end - start, dim: t.shape[1]!, values: t.dataSync() as Float32Array });
     });
     tf.dispose(outs);
   }
-  return { features, probabilities };
+  return { features, probabilities, logits };
 }
 
 /** The chunks as one matrix. */
@@ -122,6 +127,46 @@ export function gradientSigns(
     signs.dispose();
   }
   return out;
+}
+
+export interface PgdOptions {
+  /** Gradient steps (default 10). */
+  steps?: number;
+  /** Each step's size (default 2.5 eps / steps, as Madry et al. 2018). */
+  stepSize?: number;
+  /** Seed of the random start, uniform in the eps-ball (default 1234). */
+  seed?: number;
+}
+
+/**
+ * Projected gradient descent in the L-infinity ball (Madry et al. 2018): a seeded random start uniform in
+ * [-eps, eps] around each image, then `steps` steps of stepSize sign(d cross-entropy / dx) against the
+ * true labels, each followed by projection onto the ball and onto [0, 1].
+ */
+export function pgd(
+  net: Network,
+  set: PixelSet,
+  shape: [number, number, number],
+  norm: Normalization,
+  eps: number,
+  options: PgdOptions = {},
+): PixelSet {
+  if (!(eps >= 0 && eps <= 1)) throw new InputError('eps', `must be in [0, 1], got ${eps}`);
+  const steps = options.steps ?? 10;
+  if (!Number.isInteger(steps) || steps < 1)
+    throw new InputError('steps', `must be a whole number from 1, got ${steps}`);
+  const stepSize = options.stepSize ?? (2.5 * eps) / steps;
+  if (set.labels.some((y) => y < 0)) throw new InputError('pgd', 'needs the true label of every image');
+  const random = seededRandom(options.seed ?? 1234);
+  const x0 = set.pixels;
+  const x = new Float32Array(x0.length);
+  const project = (i: number, v: number) => Math.min(1, Math.max(0, Math.min(x0[i]! + eps, Math.max(x0[i]! - eps, v))));
+  for (let i = 0; i < x.length; i++) x[i] = project(i, x0[i]! + eps * (2 * random() - 1));
+  for (let step = 0; step < steps; step++) {
+    const signs = gradientSigns(net, { pixels: x, count: set.count, labels: set.labels }, shape, norm);
+    for (let i = 0; i < x.length; i++) x[i] = project(i, x[i]! + stepSize * signs[i]!);
+  }
+  return { pixels: x, count: set.count, labels: set.labels.slice() };
 }
 
 /**

@@ -12,6 +12,8 @@ import { formatTable } from '../format.js';
 import { writeAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { P_VALUE_FORMS } from '../analysis/dknn.js';
 import { dknnStudy, type DknnStudy, type DknnStudyOptions } from '../experiments/dknn.js';
+import { DETECTOR_LABELS, DETECTORS } from '../experiments/dknn-detectors.js';
+import { pairedDifferences, pairedMarkdown } from '../experiments/dknn-paired.js';
 import {
   aurocSpec,
   dknnSummaryMarkdown,
@@ -19,7 +21,13 @@ import {
   readStudy,
   summarizeStudies,
 } from '../experiments/dknn-summary.js';
-import { gradientEmbeddingSpec, panelSvg, reliabilitySpec, scoreHistogramSpec } from '../report/dknn.js';
+import {
+  calibrationSpec,
+  gradientEmbeddingSpec,
+  panelSvg,
+  reliabilitySpec,
+  scoreHistogramSpec,
+} from '../report/dknn.js';
 import { svgToPng, toSvg } from '../report/figures.js';
 import { readStoredConfig } from '../training/run-store.js';
 import { ProgressBar } from '../training/progress.js';
@@ -38,6 +46,9 @@ export interface DknnFlags {
   mondrian?: boolean;
   gradientSample?: string;
   trainSubset?: string;
+  pgdSteps?: string;
+  knnK?: string;
+  replicates?: string;
   seed?: string;
   out?: string;
   backend?: string;
@@ -69,6 +80,22 @@ export function dknnOptions(flags: DknnFlags): DknnStudyOptions {
   if (sample !== undefined) options.gradientSample = sample;
   const subset = wholeNumber(flags.trainSubset, '--train-subset');
   if (subset !== undefined) options.trainSubset = subset;
+  const pgdSteps = parseNumberFlag(
+    flags.pgdSteps,
+    '--pgd-steps',
+    (n) => Number.isInteger(n) && n >= 0,
+    'a whole number (0: no PGD)',
+  );
+  if (pgdSteps !== undefined) options.pgdSteps = pgdSteps;
+  const knnK = wholeNumber(flags.knnK, '--knn-k');
+  if (knnK !== undefined) options.knnK = knnK;
+  const replicates = parseNumberFlag(
+    flags.replicates,
+    '--replicates',
+    (n) => Number.isInteger(n) && n >= 0,
+    'a whole number (0: none)',
+  );
+  if (replicates !== undefined) options.replicates = replicates;
   const seed = parseNumberFlag(flags.seed, '--seed', (n) => Number.isInteger(n) && n >= 0, 'a whole number');
   if (seed !== undefined) options.seed = seed;
   if (flags.eps !== undefined)
@@ -91,28 +118,26 @@ const pct = (v: number | null) => (v === null || Number.isNaN(v) ? '-' : `${(100
 const num = (v: number) => v.toFixed(3);
 
 export function formatDknn(study: DknnStudy): string {
-  const header = [
-    'set',
-    'images',
-    'DkNN acc',
-    'net acc',
-    'mean cred',
-    'AUROC cred',
-    'AUROC softmax',
-    'FPR95 cred',
-    'FPR95 softmax',
-  ];
+  const header = ['set', 'images', 'DkNN acc', 'net acc', 'mean cred'];
   const rows = study.sets.map((s) => [
     s.name,
     String(s.count),
     pct(s.dknnAccuracy),
     pct(s.networkAccuracy),
     num(s.credibility.mean),
-    s.auroc ? num(s.auroc.credibility) : '-',
-    s.auroc ? num(s.auroc.softmax) : '-',
-    s.fpr95 ? pct(s.fpr95.credibility) : '-',
-    s.fpr95 ? pct(s.fpr95.softmax) : '-',
   ]);
+  // One column pair per detector the study has (older dknn.json files: credibility and softmax only).
+  const detectors = DETECTORS.filter((d) => study.sets.some((s) => s.auroc?.[d] !== undefined));
+  const outliers = study.sets.filter((s) => s.auroc !== null);
+  const separationTable = formatTable([
+    ['set', ...detectors.map((d) => `AUROC ${DETECTOR_LABELS[d]}`)],
+    ...outliers.map((s) => [s.name, ...detectors.map((d) => (s.auroc?.[d] !== undefined ? num(s.auroc[d]) : '-'))]),
+    ['', ...detectors.map(() => '')],
+    ['set', ...detectors.map((d) => `FPR95 ${DETECTOR_LABELS[d]}`)],
+    ...outliers.map((s) => [s.name, ...detectors.map((d) => (s.fpr95?.[d] !== undefined ? pct(s.fpr95[d]) : '-'))]),
+  ]);
+  const info = study.detectors;
+  const leftOut = info ? Object.entries(info.leftOut).map(([d, why]) => `${d} left out: ${why}`) : [];
   const g = study.gradients;
   return [
     `Deep k-NN of ${study.run}: ${study.dataset}, ${study.model}, factor ${study.factor}, seed ${study.seed}`,
@@ -121,7 +146,16 @@ export function formatDknn(study: DknnStudy): string {
     '',
     formatTable([header, ...rows]),
     '',
+    separationTable,
+    '',
     `AUROC and FPR95: clean test images against each set (FPR at 95% TPR: outliers accepted when 95% of clean images are).`,
+    ...(info
+      ? [
+          `energy from the logits; Mahalanobis and the ${info.knnK}-th NN distance on ${info.penultimate} (${info.dim} features)` +
+            (study.pgd ? `; PGD: ${study.pgd.steps} steps of ${study.pgd.stepSize} from a random start` : ''),
+        ]
+      : []),
+    ...leftOut,
     `input-gradient signs of ${g.images} test images: SNNL ${num(g.snnlOptimal)} at the optimal T (ceiling ${num(g.ceiling)}), ` +
       `${g.k}-NN label purity ${pct(g.knnPurity)}`,
     `prediction sets (labels with p > epsilon): coverage of the true label, mean size, share empty` +
@@ -135,7 +169,8 @@ export function formatDknn(study: DknnStudy): string {
         ),
       ]),
     ]),
-    `took ${study.seconds.total.toFixed(0)} s (features ${study.seconds.features.toFixed(0)} s, search ${study.seconds.search.toFixed(0)} s)`,
+    `took ${study.seconds.total.toFixed(0)} s (features ${study.seconds.features.toFixed(0)} s, search ${study.seconds.search.toFixed(0)} s` +
+      `${study.seconds.detectors !== undefined ? `, detectors ${study.seconds.detectors.toFixed(0)} s` : ''})`,
     ...(study.exactShare ? [searchLine(study.exactShare)] : []),
   ].join('\n');
 }
@@ -168,11 +203,12 @@ export async function dknnCommand(runDir: string, flags: DknnFlags, log: (line: 
   const figure = async (name: string, svg: string) => writeAtomic(join(out, `${name}.png`), svgToPng(svg));
   await figure('scores', await toSvg(scoreHistogramSpec(study)));
   await figure('reliability', await toSvg(reliabilitySpec(study)));
+  await figure('calibration', await toSvg(calibrationSpec(study)));
   const dataset = loadDataset(study.dataset);
   await figure('neighbors', panelSvg(study, dataset.train, dataset.imageShape));
   const label = `factor ${study.factor}, seed ${study.seed}`;
   await figure('gradients', await toSvg(gradientEmbeddingSpec([{ label, ...gradientSigns }], study.seed)));
-  log(`written: ${out}/dknn.json, scores.png, reliability.png, neighbors.png, gradients.png`);
+  log(`written: ${out}/dknn.json, scores.png, reliability.png, calibration.png, neighbors.png, gradients.png`);
   return study;
 }
 
@@ -181,11 +217,12 @@ export async function dknnSummaryCommand(dir: string, out?: string): Promise<str
   const studies = findStudies(dir).map(readStudy);
   if (studies.length === 0) throw new InputError(dir, 'holds no dknn.json (run snnl dknn on a run first)');
   const rows = summarizeStudies(studies);
-  const markdown = dknnSummaryMarkdown(rows);
+  const paired = pairedDifferences(studies);
+  const markdown = dknnSummaryMarkdown(rows) + pairedMarkdown(paired);
   if (out !== undefined) {
     mkdirSync(out, { recursive: true });
     writeAtomic(join(out, 'table.md'), markdown);
-    writeJsonAtomic(join(out, 'table.json'), rows);
+    writeJsonAtomic(join(out, 'table.json'), { rows, paired });
     writeAtomic(join(out, 'auroc.png'), svgToPng(await toSvg(aurocSpec(studies))));
   }
   return markdown;

@@ -38,6 +38,9 @@ const FLAGS: Record<string, string> = Object.fromEntries(
     'eps',
     'pValues',
     'gradientSample',
+    'pgdSteps',
+    'knnK',
+    'replicates',
   ].map((name) => [name, '--' + name.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())]),
 );
 

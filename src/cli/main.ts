@@ -254,7 +254,14 @@ export function buildProgram(): Command {
     .addOption(normalizeOption())
     .addOption(pruneOption())
     .option('--outliers <n>', 'images per outlier set and per FGSM strength', '2000')
-    .option('--eps <list>', 'FGSM strengths, comma-separated', '0.1,0.25')
+    .option('--eps <list>', 'FGSM and PGD strengths (L-infinity, pixels in [0, 1]), comma-separated', '0.1,0.25')
+    .option('--pgd-steps <n>', 'steps of the PGD attack (0: FGSM only)', '10')
+    .option('--knn-k <n>', 'k of the k-th nearest-neighbour distance detector', '50')
+    .option(
+      '--replicates <n>',
+      'bootstrap replicates of each AUROC kept in dknn.json (for dknn-summary intervals)',
+      '200',
+    )
     .option('--epsilon <list>', 'error rates of the prediction sets, comma-separated (default 0.01,0.05,0.1)')
     .option('--mondrian', 'class-conditional calibration of the conformal p-values (with --p-values finite|smoothed)')
     .option('--gradient-sample <n>', 'test images whose input-gradient signs are studied', '500')
@@ -343,8 +350,14 @@ export function buildProgram(): Command {
     .addOption(pValuesOption())
     .addOption(normalizeOption())
     .option(
+      '--detector-layer <name>',
+      'layer of the Mahalanobis and k-th NN detectors (default: the last by name but logits)',
+    )
+    .option('--knn-k <n>', 'k of the k-th nearest-neighbour distance detector', '50')
+    .option('--epsilon <list>', 'error rates of the prediction sets, comma-separated (default 0.01,0.05,0.1)')
+    .option(
       '--out <dir>',
-      'where prediction.npy, credibility.npy, confidence.npy, p-values.npy and dknn.json go',
+      'where prediction.npy, credibility.npy, confidence.npy, p-values.npy, the detector scores and dknn.json go',
       'dknn-out',
     )
     .addOption(backendOption())
@@ -353,9 +366,24 @@ export function buildProgram(): Command {
     .action(
       async (
         dir: string,
-        flags: { k: string; pValues: string; normalize: boolean; out: string; backend?: string; json?: boolean },
+        flags: {
+          k: string;
+          pValues: string;
+          normalize: boolean;
+          out: string;
+          backend?: string;
+          json?: boolean;
+          detectorLayer?: string;
+          knnK: string;
+          epsilon?: string;
+        },
       ) => {
-        const options = dknnOptions({ k: flags.k, pValues: flags.pValues });
+        const options = dknnOptions({
+          k: flags.k,
+          pValues: flags.pValues,
+          knnK: flags.knnK,
+          ...(flags.epsilon !== undefined ? { epsilon: flags.epsilon } : {}),
+        });
         const summary = await dknnFeaturesCommand(
           dir,
           {
@@ -363,6 +391,9 @@ export function buildProgram(): Command {
             normalize: flags.normalize,
             ...(options.k ? { k: options.k } : {}),
             ...(options.pValues ? { pValues: options.pValues } : {}),
+            ...(options.knnK ? { knnK: options.knnK } : {}),
+            ...(options.epsilons ? { epsilons: options.epsilons } : {}),
+            ...(flags.detectorLayer ? { detectorLayer: flags.detectorLayer } : {}),
             ...(flags.backend ? { backend: flags.backend } : {}),
           },
           (line) => process.stderr.write(line + '\n'),

@@ -1,7 +1,9 @@
 /**
  * The Deep k-NN studies of several runs side by side (`snnl dknn-summary DIR`): per data set and
  * configuration (baseline or entangled, over seeds), accuracies, and for each outlier set the mean and
- * standard deviation of AUROC and FPR at 95% TPR, for credibility and for the maximum softmax.
+ * standard deviation of AUROC and FPR at 95% TPR of every detector (credibility, maximum softmax, and where
+ * the studies have them energy, Mahalanobis, k-th NN distance); then the paired differences with their
+ * intervals (dknn-paired.ts).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +11,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { InputError } from '../errors.js';
 import { mean, std } from './summary.js';
 import type { DknnStudy } from './dknn.js';
+import { DETECTOR_LABELS, DETECTORS, type DetectorName } from './dknn-detectors.js';
 
 /** dknn.json files under `dir` (up to four levels down), sorted. */
 export function findStudies(dir: string, depth = 4): string[] {
@@ -48,10 +51,9 @@ export interface DknnSummaryRow {
     {
       dknnAccuracy: Stat | null;
       networkAccuracy: Stat | null;
-      aurocCredibility: Stat | null;
-      aurocSoftmax: Stat | null;
-      fprCredibility: Stat | null;
-      fprSoftmax: Stat | null;
+      /** Per detector the studies have: AUROC and FPR at 95% TPR against the clean test images. */
+      auroc: Partial<Record<DetectorName, Stat>>;
+      fpr95: Partial<Record<DetectorName, Stat>>;
       meanCredibility: Stat;
     }
   >;
@@ -73,13 +75,19 @@ export function summarizeStudies(studies: DknnStudy[]): DknnSummaryRow[] {
     const sets: DknnSummaryRow['sets'] = {};
     for (const name of names) {
       const of = group.map((g) => g.sets.find((s) => s.name === name));
+      const auroc: Partial<Record<DetectorName, Stat>> = {};
+      const fpr95: Partial<Record<DetectorName, Stat>> = {};
+      for (const d of DETECTORS) {
+        const a = maybe(of.map((s) => s?.auroc?.[d]));
+        const f = maybe(of.map((s) => s?.fpr95?.[d]));
+        if (a) auroc[d] = a;
+        if (f) fpr95[d] = f;
+      }
       sets[name] = {
         dknnAccuracy: maybe(of.map((s) => s?.dknnAccuracy)),
         networkAccuracy: maybe(of.map((s) => s?.networkAccuracy)),
-        aurocCredibility: maybe(of.map((s) => s?.auroc?.credibility)),
-        aurocSoftmax: maybe(of.map((s) => s?.auroc?.softmax)),
-        fprCredibility: maybe(of.map((s) => s?.fpr95?.credibility)),
-        fprSoftmax: maybe(of.map((s) => s?.fpr95?.softmax)),
+        auroc,
+        fpr95,
         meanCredibility: stat(of.map((s) => s?.credibility.mean ?? NaN)),
       };
     }
@@ -117,19 +125,23 @@ export function dknnSummaryMarkdown(rows: DknnSummaryRow[]): string {
   }
   for (const dataset of [...new Set(rows.map((r) => r.dataset))]) {
     const here = rows.filter((r) => r.dataset === dataset);
-    lines.push('', `${dataset}: clean test images against each set (mean ± std over seeds)`, '');
-    lines.push(
-      '| set | configuration | AUROC credibility | AUROC max softmax | FPR95 credibility (%) | FPR95 max softmax (%) |',
-    );
-    lines.push('| --- | --- | --- | --- | --- | --- |');
     const names = Object.keys(here[0]!.sets).filter((n) => n !== 'clean');
-    for (const name of names) {
-      for (const r of here) {
-        const s = r.sets[name];
-        if (!s) continue;
-        lines.push(
-          `| ${name} | ${r.config} | ${fmt(s.aurocCredibility)} | ${fmt(s.aurocSoftmax)} | ${fmt(s.fprCredibility, true)} | ${fmt(s.fprSoftmax, true)} |`,
-        );
+    const detectors = DETECTORS.filter((d) => here.some((r) => Object.values(r.sets).some((s) => s.auroc[d])));
+    for (const [what, key, percent] of [
+      ['AUROC', 'auroc', false],
+      ['FPR at 95% TPR (%)', 'fpr95', true],
+    ] as const) {
+      lines.push('', `${dataset}: ${what}, clean test images against each set (mean ± std over seeds)`, '');
+      lines.push(`| set | configuration | ${detectors.map((d) => DETECTOR_LABELS[d]).join(' | ')} |`);
+      lines.push(`| --- | --- | ${detectors.map(() => '---').join(' | ')} |`);
+      for (const name of names) {
+        for (const r of here) {
+          const s = r.sets[name];
+          if (!s) continue;
+          lines.push(
+            `| ${name} | ${r.config} | ${detectors.map((d) => fmt(s[key][d] ?? null, percent)).join(' | ')} |`,
+          );
+        }
       }
     }
   }
@@ -141,15 +153,20 @@ export function dknnSummaryMarkdown(rows: DknnSummaryRow[]): string {
   return lines.join('\n') + '\n';
 }
 
-/** AUROC of credibility and of max softmax per outlier set, one point per run, one panel per data set. */
+/** AUROC of every detector per outlier set, one point per run: a row of panels per data set, a column per detector. */
 export function aurocSpec(studies: DknnStudy[]): TopLevelSpec {
   const rows = studies.flatMap((s) =>
     s.sets
       .filter((set) => set.auroc !== null)
-      .flatMap((set) => [
-        { dataset: s.dataset, set: set.name, config: configOf(s), score: 'credibility', auroc: set.auroc!.credibility },
-        { dataset: s.dataset, set: set.name, config: configOf(s), score: 'max softmax', auroc: set.auroc!.softmax },
-      ]),
+      .flatMap((set) =>
+        DETECTORS.filter((d) => set.auroc![d] !== undefined).map((d) => ({
+          dataset: s.dataset,
+          set: set.name,
+          config: configOf(s),
+          score: DETECTOR_LABELS[d],
+          auroc: set.auroc![d]!,
+        })),
+      ),
   );
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -157,10 +174,10 @@ export function aurocSpec(studies: DknnStudy[]): TopLevelSpec {
     data: { values: rows },
     facet: {
       row: { field: 'dataset', type: 'nominal', title: null },
-      column: { field: 'score', type: 'nominal', title: null },
+      column: { field: 'score', type: 'nominal', title: null, sort: DETECTORS.map((d) => DETECTOR_LABELS[d]) },
     },
     spec: {
-      width: 260,
+      width: 200,
       height: 160,
       mark: { type: 'point', filled: true, size: 50, opacity: 0.8 },
       encoding: {

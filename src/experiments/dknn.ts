@@ -6,18 +6,28 @@
  * TPR). Also the adversarial-gradient study of the paper's code: how much sign(d CE / d input) clusters
  * by true label (SNNL at the optimal temperature, k-NN purity).
  */
-import * as tf from '@tensorflow/tfjs';
 import { loadDataset, type Dataset } from '../data/datasets.js';
 import { pixelsOf, renderedLetters, rotated90, uniformNoise, type PixelSet } from '../data/outliers.js';
 import { InputError } from '../errors.js';
-import { optimalTemperature } from '../loss/temperature.js';
 import { normalizationFor } from '../training/evaluate.js';
 import { loadTrainedNetwork, provenance } from '../training/run-store.js';
 import { permutation, seededRandom } from '../random.js';
-import { DeepKnn, DKNN_DEFAULTS, type DknnResult, type PValueForm } from '../analysis/dknn.js';
-import { auroc, fprAtTpr, histogram, knnPurity, reliability, type ReliabilityBin } from '../analysis/metrics.js';
+import { DeepKnn, DKNN_DEFAULTS, type PValueForm } from '../analysis/dknn.js';
+import { histogram, reliability, type ReliabilityBin } from '../analysis/metrics.js';
 import { setSummaries } from '../analysis/conformal.js';
-import { fgsm, gradientSigns, joinChunks, layerIndices, outputNames, probe } from '../analysis/probe.js';
+import { fgsm, joinChunks, layerIndices, outputNames, pgd, probe } from '../analysis/probe.js';
+import { gradientStudy, panelExample, type PanelExample, type QuerySet } from './dknn-panel.js';
+import {
+  DETECTOR_DEFAULTS,
+  detectorScores,
+  fitDetectors,
+  separation,
+  sliceScores,
+  type DetectorInfo,
+  type DetectorNumbers,
+} from './dknn-detectors.js';
+
+export type { PanelExample } from './dknn-panel.js';
 
 export interface DknnStudyOptions {
   layers?: string[];
@@ -39,6 +49,12 @@ export interface DknnStudyOptions {
   epsilons?: number[];
   /** Class-conditional (Mondrian) calibration (needs pValues 'finite' or 'smoothed'). */
   mondrian?: boolean;
+  /** Steps of the PGD attack at each of `eps` (default 10; 0 leaves PGD out). */
+  pgdSteps?: number;
+  /** k of the k-th nearest-neighbour distance detector (default 50). */
+  knnK?: number;
+  /** Bootstrap replicates of each AUROC (default 200; 0: none). */
+  replicates?: number;
 }
 
 export const DKNN_STUDY_DEFAULTS = {
@@ -47,7 +63,11 @@ export const DKNN_STUDY_DEFAULTS = {
   gradientSample: 500,
   seed: 1234,
   epsilons: [0.01, 0.05, 0.1],
+  pgdSteps: 10,
 };
+
+/** Error rates of the calibration curve (coverage of the clean set's prediction sets against 1 - epsilon). */
+export const CALIBRATION_GRID = Array.from({ length: 20 }, (_, i) => Math.round((i + 1) * 0.025 * 1000) / 1000);
 
 /** A prediction-set summary as stored: coverage null where the set has no true labels. */
 export interface StoredSetSummary {
@@ -72,20 +92,16 @@ export interface SetResult {
   networkAccuracy: number | null;
   credibility: ScoreSummary;
   softmax: ScoreSummary;
-  /** Clean test images (positive) against this set: null for the clean set itself. */
-  auroc: { credibility: number; softmax: number } | null;
-  fpr95: { credibility: number; softmax: number } | null;
+  /**
+   * Clean test images (positive) against this set, per detector (credibility, softmax, energy,
+   * mahalanobis, knn: those the network allows): null for the clean set itself.
+   */
+  auroc: (DetectorNumbers & { credibility: number; softmax: number }) | null;
+  fpr95: (DetectorNumbers & { credibility: number; softmax: number }) | null;
+  /** Bootstrap replicates of each AUROC (resamples of the clean and this set's examples; see dknn-summary). */
+  aurocReplicates?: Partial<Record<string, number[]>>;
   /** Prediction sets at each error rate: coverage of labelled sets, mean size, share of empty sets. */
   conformal: StoredSetSummary[];
-}
-
-export interface PanelExample {
-  /** Test index, its label, and per layer the training indices of its nearest neighbours. */
-  testIndex: number;
-  label: number;
-  clean: { prediction: number; credibility: number; neighbors: Record<string, number[]>; pixels: number[] };
-  adversarial: { prediction: number; credibility: number; neighbors: Record<string, number[]>; pixels: number[] };
-  eps: number;
 }
 
 export interface DknnStudy {
@@ -102,10 +118,17 @@ export interface DknnStudy {
   calibration: number;
   trainImages: number;
   backend: string;
-  seconds: { features: number; search: number; total: number };
+  seconds: { features: number; search: number; detectors?: number; total: number };
   /** Per layer: the share of query-training distances computed (below 1: the pruned search). */
   exactShare?: Record<string, number>;
   sets: SetResult[];
+  /** The detectors beside credibility: the penultimate layer they read, k, and any left out (with why). */
+  detectors: DetectorInfo;
+  /** PGD's steps and step size (a fraction of eps) for the pgd-* sets. */
+  pgd: { steps: number; stepSize: string } | null;
+  bootstrap: { replicates: number; seed: number };
+  /** The clean set's prediction sets over a grid of error rates: coverage against 1 - epsilon. */
+  calibrationCurve: Array<{ epsilon: number; coverage: number; meanSize: number }>;
   reliability: Record<string, ReliabilityBin[]>;
   gradients: {
     images: number;
@@ -175,15 +198,6 @@ function otherDataset(dataset: Dataset): { name: string; data: Dataset } | { ski
   }
 }
 
-interface QuerySet {
-  name: string;
-  description: string;
-  set: PixelSet;
-  /** Whether its labels are the true classes of the network's task. */
-  labelled: boolean;
-  outlier: boolean;
-}
-
 /** Validates the options against the run before any work (layer names: layerIndices); returns them filled in. */
 export function checkStudyOptions(options: DknnStudyOptions, testCount: number, trainCount: number, names: string[]) {
   const k = options.k ?? DKNN_DEFAULTS.k;
@@ -204,9 +218,18 @@ export function checkStudyOptions(options: DknnStudyOptions, testCount: number, 
   for (const eps of options.eps ?? DKNN_STUDY_DEFAULTS.eps) {
     if (!(eps > 0 && eps <= 1)) throw new InputError('eps', `each must be in (0, 1], got ${eps}`);
   }
+  const pgdSteps = options.pgdSteps ?? DKNN_STUDY_DEFAULTS.pgdSteps;
+  if (!Number.isInteger(pgdSteps) || pgdSteps < 0)
+    throw new InputError('pgdSteps', `must be a whole number from 0 (0: no PGD), got ${pgdSteps}`);
+  const knnK = options.knnK ?? DETECTOR_DEFAULTS.knnK;
+  if (!Number.isInteger(knnK) || knnK < 1 || knnK > train)
+    throw new InputError('knnK', `must be a whole number from 1 to ${train} (the training images), got ${knnK}`);
+  const replicates = options.replicates ?? DETECTOR_DEFAULTS.replicates;
+  if (!Number.isInteger(replicates) || replicates < 0)
+    throw new InputError('replicates', `must be a whole number from 0, got ${replicates}`);
   const layers = options.layers ?? names;
   if (layers.length === 0) throw new InputError('layers', 'no layer was chosen');
-  return { k, calibration, train, outliers, layers };
+  return { k, calibration, train, outliers, layers, pgdSteps, knnK, replicates };
 }
 
 /** Runs the study on the run in `runDir` (nothing is written here; the command line writes the files). */
@@ -225,6 +248,11 @@ export function dknnStudy(
     const checked = checkStudyOptions(options, dataset.test.count, dataset.train.count, names);
     const { k, calibration, layers } = checked;
     const indices = layerIndices(net, layers);
+    // The detectors read the penultimate layer (the last hidden one): probed beside the Deep k-NN layers.
+    const penultimate = names.at(-2) ?? names.at(-1)!;
+    const penIndex = layerIndices(net, [penultimate])[0]!;
+    const probed = indices.includes(penIndex) ? indices : [...indices, penIndex];
+    const penAt = probed.indexOf(penIndex);
     const seed = options.seed ?? DKNN_STUDY_DEFAULTS.seed;
     const pForm = options.pValues ?? DKNN_DEFAULTS.pValues;
     const normalize = options.normalize ?? DKNN_DEFAULTS.normalize;
@@ -237,9 +265,23 @@ export function dknnStudy(
     const trainIdx = range(0, checked.train);
     const trainSet = pixelsOf(dataset.train, shape, trainIdx);
     log(`features of ${trainIdx.length} training images in ${layers.length} layers (${layers.join(', ')})`);
-    const trainProbe = probe(net, trainSet, shape, norm, indices, 4096);
+    const trainProbe = probe(net, trainSet, shape, norm, probed, 4096);
     const dims = trainProbe.features.map((c) => c[0]!.dim);
     log(`  dimensions: ${layers.map((l, i) => `${l} ${dims[i]}`).join(', ')}`);
+    // Fitted before DeepKnn, which scales its features in place; the penultimate chunks copied if shared.
+    const penTrain = indices.includes(penIndex)
+      ? trainProbe.features[penAt]!.map((c) => ({ ...c, values: Float32Array.from(c.values) }))
+      : trainProbe.features[penAt]!;
+    const fitStart = performance.now();
+    const fitted = fitDetectors(
+      penultimate,
+      penTrain,
+      trainSet.labels,
+      classes,
+      trainProbe.logits !== null,
+      checked.knnK,
+    );
+    const fitSeconds = (performance.now() - fitStart) / 1000;
     const model = new DeepKnn(
       layers.map((name, l) => ({ name, chunks: trainProbe.features[l]! })),
       Int32Array.from(trainSet.labels),
@@ -260,6 +302,7 @@ export function dknnStudy(
     const testSet = pixelsOf(dataset.test, shape, range(calibration, dataset.test.count));
     log(`calibration: the first ${calibration} test images; evaluation: the other ${testSet.count}`);
     const calProbe = probe(net, calSet, shape, norm, indices);
+    const pgdOptions = { steps: checked.pgdSteps, seed };
     const searchStart = performance.now();
     model.calibrate(calProbe.features.map(joinChunks), calSet.labels);
 
@@ -318,12 +361,34 @@ export function dknnStudy(
         outlier: true,
       });
     }
+    if (checked.pgdSteps > 0) {
+      for (const e of eps) {
+        progress?.(`PGD eps ${e}`, 0, 1);
+        queries.push({
+          name: `pgd-${e}`,
+          description: `PGD eps ${e}, ${checked.pgdSteps} steps of 2.5 eps / steps from a random start (L-infinity, [0, 1])`,
+          set: pgd(net, sampled, shape, norm, e, pgdOptions),
+          labelled: true,
+          outlier: true,
+        });
+        progress?.(`PGD eps ${e}`, 1, 1);
+      }
+    }
     log(`query sets: ${queries.map((q) => `${q.name} ${q.set.count}`).join(', ')}`);
     const all = concatSets(queries.map((q) => q.set));
-    const allProbe = probe(net, all, shape, norm, indices);
-    const result = model.predict(allProbe.features.map(joinChunks));
+    const allProbe = probe(net, all, shape, norm, probed);
+    // The penultimate features (a copy where DeepKnn also reads them: it scales its queries in place).
+    const penQueries = joinChunks(allProbe.features[penAt]!);
+    const penCopy = indices.includes(penIndex)
+      ? { ...penQueries, values: Float32Array.from(penQueries.values) }
+      : penQueries;
+    const features = allProbe.features.slice(0, indices.length).map(joinChunks);
+    const result = model.predict(features);
     const searchSeconds = (performance.now() - searchStart) / 1000;
     const soft = argmaxRows(allProbe.probabilities, classes);
+    const detectorStart = performance.now();
+    const scores = detectorScores(fitted, penCopy, allProbe.logits, classes, result.credibility, soft.max);
+    const detectorSeconds = fitSeconds + (performance.now() - detectorStart) / 1000;
 
     let offset = 0;
     const slices = queries.map((q) => {
@@ -334,12 +399,15 @@ export function dknnStudy(
     const clean = slices[0]!;
     const part = (a: ArrayLike<number>, s: { start: number; end: number }) =>
       Array.prototype.slice.call(a, s.start, s.end) as number[];
-    const cleanCred = part(result.credibility, clean);
-    const cleanSoft = part(soft.max, clean);
+    const cleanScores = sliceScores(scores, clean.start, clean.end);
+    const replicates = checked.replicates;
     const sets: SetResult[] = slices.map((s) => {
       const cred = part(result.credibility, s);
       const sm = part(soft.max, s);
       const labels = s.q.set.labels;
+      const sep = s.q.outlier
+        ? separation(cleanScores, sliceScores(scores, s.start, s.end), s.q.name, seed, replicates)
+        : null;
       return {
         name: s.q.name,
         description: s.q.description,
@@ -348,8 +416,9 @@ export function dknnStudy(
         networkAccuracy: s.q.labelled ? accuracy(part(soft.prediction, s), labels) : null,
         credibility: summary(cred),
         softmax: summary(sm),
-        auroc: s.q.outlier ? { credibility: auroc(cleanCred, cred), softmax: auroc(cleanSoft, sm) } : null,
-        fpr95: s.q.outlier ? { credibility: fprAtTpr(cleanCred, cred), softmax: fprAtTpr(cleanSoft, sm) } : null,
+        auroc: sep ? (sep.auroc as SetResult['auroc']) : null,
+        fpr95: sep ? (sep.fpr95 as SetResult['fpr95']) : null,
+        ...(sep && replicates > 0 ? { aurocReplicates: sep.aurocReplicates } : {}),
         conformal: setSummaries(
           result.pValues.subarray(s.start * classes, s.end * classes),
           classes,
@@ -358,6 +427,12 @@ export function dknnStudy(
         ).map((c) => ({ ...c, coverage: Number.isNaN(c.coverage) ? null : c.coverage })),
       };
     });
+    const calibrationCurve = setSummaries(
+      result.pValues.subarray(clean.start * classes, clean.end * classes),
+      classes,
+      clean.q.set.labels,
+      CALIBRATION_GRID,
+    ).map((c) => ({ epsilon: c.epsilon, coverage: c.coverage, meanSize: c.meanSize }));
     const reliabilityOf = (s: (typeof slices)[number]) => {
       const predicted = part(result.prediction, s);
       return reliability(
@@ -391,9 +466,18 @@ export function dknnStudy(
       calibration,
       trainImages: trainIdx.length,
       backend,
-      seconds: { features: featuresSeconds, search: searchSeconds, total: (performance.now() - started) / 1000 },
+      seconds: {
+        features: featuresSeconds,
+        search: searchSeconds,
+        detectors: detectorSeconds,
+        total: (performance.now() - started) / 1000,
+      },
       exactShare: Object.fromEntries(Object.entries(model.searched).map(([name, c]) => [name, c.exact / c.pairs])),
       sets,
+      detectors: fitted.info,
+      pgd: checked.pgdSteps > 0 ? { steps: checked.pgdSteps, stepSize: `2.5 eps / ${checked.pgdSteps}` } : null,
+      bootstrap: { replicates, seed },
+      calibrationCurve,
       reliability: reliabilities,
       gradients: gradients.summary,
       panel,
@@ -404,99 +488,4 @@ export function dknnStudy(
   } finally {
     net.model.dispose();
   }
-}
-
-const PANEL_NEIGHBORS = 5;
-
-/** The first sampled test image that the last FGSM strength fools, with its neighbours (the poster's panel). */
-function panelExample(
-  result: DknnResult,
-  slices: Array<{ q: QuerySet; start: number; end: number }>,
-  queries: QuerySet[],
-  sample: Int32Array,
-  calibration: number,
-  layers: string[],
-  eps: number | undefined,
-): PanelExample {
-  const adv = slices.find((s) => s.q.name === `fgsm-${eps}`);
-  const clean = slices[0]!;
-  const size = queries[0]!.set.pixels.length / queries[0]!.set.count;
-  let pick = 0;
-  if (adv) {
-    const fooled = Array.from({ length: adv.end - adv.start }, (_, i) => i).find(
-      (i) => result.prediction[adv.start + i] !== adv.q.set.labels[i],
-    );
-    pick = fooled ?? 0;
-  }
-  const testRow = sample[pick]!; // index into the evaluated test images
-  const k = result.neighbors[layers[0]!]!.length / result.prediction.length;
-  const neighborsOf = (row: number) =>
-    Object.fromEntries(
-      layers.map((l) => [l, Array.from(result.neighbors[l]!.subarray(row * k, row * k + PANEL_NEIGHBORS))]),
-    );
-  const cleanRow = clean.start + testRow;
-  const advRow = adv ? adv.start + pick : cleanRow;
-  const pixelsAt = (set: PixelSet, i: number) =>
-    Array.from(set.pixels.subarray(i * size, (i + 1) * size), (v) => Math.round(v * 255));
-  return {
-    testIndex: calibration + testRow,
-    label: queries[0]!.set.labels[testRow]!,
-    clean: {
-      prediction: result.prediction[cleanRow]!,
-      credibility: result.credibility[cleanRow]!,
-      neighbors: neighborsOf(cleanRow),
-      pixels: pixelsAt(queries[0]!.set, testRow),
-    },
-    adversarial: {
-      prediction: result.prediction[advRow]!,
-      credibility: result.credibility[advRow]!,
-      neighbors: neighborsOf(advRow),
-      pixels: adv ? pixelsAt(adv.q.set, pick) : pixelsAt(queries[0]!.set, testRow),
-    },
-    eps: eps ?? 0,
-  };
-}
-
-/**
- * The paper code's adversarial-gradient study in numbers: sign(d CE / d input) of `count` test images
- * (after the calibration images), then how much those vectors cluster by true label: SNNL at the optimal
- * temperature (squared Euclidean, stable form; the ceiling is its T -> infinity limit) and the share of
- * each vector's 10 nearest others with its label.
- */
-function gradientStudy(
-  net: Parameters<typeof gradientSigns>[0],
-  dataset: Dataset,
-  norm: ReturnType<typeof normalizationFor>,
-  count: number,
-  calibration: number,
-  seed: number,
-) {
-  const available = dataset.test.count - calibration;
-  const picked = permutation(available, seededRandom(seed + 1)).slice(0, Math.min(count, available));
-  const set = pixelsOf(
-    dataset.test,
-    dataset.imageShape,
-    Array.from(picked, (i) => i + calibration),
-  );
-  const signs = gradientSigns(net, set, dataset.imageShape, norm);
-  const dim = signs.length / set.count;
-  const x = tf.tensor2d(signs, [set.count, dim]);
-  const optimal = optimalTemperature(x, set.labels, { distance: 'squared-euclidean', preset: 'stable' });
-  x.dispose();
-  const counts = new Map<number, number>();
-  for (const y of set.labels) counts.set(y, (counts.get(y) ?? 0) + 1);
-  // The T -> infinity limit over the rows SNNL counts (those whose class has another member here).
-  const counted = Array.from(set.labels).filter((y) => counts.get(y)! > 1);
-  let ceiling = 0;
-  for (const y of counted) ceiling -= Math.log((counts.get(y)! - 1) / (set.count - 1)) / counted.length;
-  const purityK = 10;
-  const summary = {
-    images: set.count,
-    snnlOptimal: optimal.loss,
-    temperature: optimal.temperature,
-    ceiling,
-    knnPurity: knnPurity(signs, dim, set.labels, purityK),
-    k: purityK,
-  };
-  return { summary, signs, labels: set.labels };
 }

@@ -81,6 +81,59 @@ export function reliabilitySpec(study: DknnStudy): TopLevelSpec {
   } as TopLevelSpec;
 }
 
+/**
+ * Conformal calibration: the clean set's empirical coverage against the nominal 1 - epsilon (on the
+ * diagonal when the p-values are valid), with the mean prediction-set size beside it.
+ */
+export function calibrationSpec(study: DknnStudy): TopLevelSpec {
+  const rows = (study.calibrationCurve ?? []).map((c) => ({
+    nominal: 1 - c.epsilon,
+    coverage: c.coverage,
+    size: c.meanSize,
+  }));
+  return {
+    $schema: SCHEMA,
+    title: `Prediction sets on clean test images (${study.pValues} p-values${study.mondrian ? ', Mondrian' : ''})`,
+    hconcat: [
+      {
+        width: 240,
+        height: 220,
+        layer: [
+          {
+            data: {
+              values: [
+                { a: 0.5, b: 0.5 },
+                { a: 1, b: 1 },
+              ],
+            },
+            mark: { type: 'line', color: '#bbb', strokeDash: [4, 4] },
+            encoding: { x: { field: 'a', type: 'quantitative' }, y: { field: 'b', type: 'quantitative' } },
+          },
+          {
+            data: { values: rows },
+            mark: { type: 'line', point: true },
+            encoding: {
+              x: { field: 'nominal', type: 'quantitative', scale: { domain: [0.5, 1] }, title: '1 - epsilon' },
+              y: { field: 'coverage', type: 'quantitative', scale: { domain: [0.5, 1] }, title: 'coverage' },
+            },
+          },
+        ],
+      },
+      {
+        width: 240,
+        height: 220,
+        data: { values: rows },
+        mark: { type: 'line', point: true, color: '#e45756' },
+        encoding: {
+          x: { field: 'nominal', type: 'quantitative', scale: { domain: [0.5, 1] }, title: '1 - epsilon' },
+          y: { field: 'size', type: 'quantitative', title: 'mean set size' },
+        },
+      },
+    ],
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
 /** The poster's panel: each input, then its nearest training images in every layer. */
 export function panelSvg(study: DknnStudy, train: ImageSplit, shape: [number, number, number]): string {
   const cell = 2;
