@@ -10,10 +10,8 @@ export * from './loss/index.js';
 export { InputError } from './errors.js';
 export {
   trainWithSnnl,
-  measureLayers,
   type TrainWithSnnlOptions,
   type SnnlHistory,
-  type MeasureLayersOptions,
   type TrainingData,
   type LabelledBatch,
   type LabelInput,
@@ -21,6 +19,8 @@ export {
 export type { EpochMetrics } from './training/loop.js';
 export type { TfjsCallbacks } from './training/callbacks.js';
 export type { LayerEntanglement } from './training/evaluate.js';
+export { measureLayers, type MeasureLayersOptions, type LayerMeasurement } from './analysis/measure-layers.js';
+export { retrievalMetrics, type RetrievalMetrics } from './analysis/retrieval.js';
 export {
   DeepKnn,
   DKNN_DEFAULTS,

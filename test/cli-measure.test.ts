@@ -3,9 +3,10 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { retrievalMetrics } from '../src/analysis/retrieval.js';
 import { encodeNpy } from '../src/io/npy.js';
 import { loadAddon } from '../src/engine/native/addon.js';
-import { needs } from './helpers.js';
+import { needs, onBackend } from './helpers.js';
 import { normalMatrix, oracleSnnl, relativeError, seeded, type OracleDistance, type OraclePreset } from './oracle.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
@@ -24,7 +25,8 @@ const x = normalMatrix(b, 7, seeded(31));
 // Classes 0..3, and one example of class 9 with no same-class partner.
 const y = Array.from({ length: b }, (_, i) => (i === b - 1 ? 9 : i % 4));
 
-beforeAll(() => {
+beforeAll(async () => {
+  await onBackend('cpu'); // for retrievalMetrics, the expected retrieval figures
   dir = mkdtempSync(join(tmpdir(), 'snnl-measure-'));
   writeFileSync(join(dir, 'x.npy'), encodeNpy(x.flat(), [b, 7], 'float64'));
   writeFileSync(join(dir, 'y.npy'), encodeNpy(y, [b], 'int64'));
@@ -64,6 +66,19 @@ describe('snnl measure', () => {
     expect(result.temperature).toBe(3);
     expect(result.rowsWithoutPartner).toBe(1);
     expect(result).toMatchObject({ examples: b, features: 7, classes: 5, preset, distance, backend: 'wasm' });
+    // Retrieval metrics by the same distance (Euclidean ranks as squared Euclidean does).
+    const retrieval = retrievalMetrics({ rows: b, dim: 7, values: Float32Array.from(x.flat()) }, y, distance);
+    expect(result.retrieval.precisionAt1).toBeCloseTo(retrieval.precisionAt1, 12);
+    expect(result.retrieval.mapAtR).toBeCloseTo(retrieval.mapAtR, 12);
+  });
+
+  it('prints precision@1 and MAP@R, and leaves them out with --no-retrieval', () => {
+    const run = snnlCli('measure', join(dir, 'x.npy'), join(dir, 'y.npy'));
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/precision@1 +\d/);
+    expect(run.stdout).toMatch(/MAP@R +\d/);
+    const without = snnlCli('measure', join(dir, 'x.npy'), join(dir, 'y.npy'), '--no-retrieval', '--json');
+    expect(JSON.parse(without.stdout).retrieval).toBeNull();
   });
 
   /** The minimum of the float64 oracle over a dense grid of log T from e^-6 to e^12. */

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { gatherBatch } from '../src/data/batches.js';
 import { loadDataset } from '../src/data/datasets.js';
-import { measureLayers, snnl, trainWithSnnl } from '../src/index.js';
+import { measureLayers, retrievalMetrics, snnl, trainWithSnnl } from '../src/index.js';
 import { onBackend } from './helpers.js';
 
 let images: tf.Tensor;
@@ -321,6 +321,12 @@ describe('measureLayers', () => {
     const direct = tf.tidy(() => snnl(h, testLabels, { temperature: 50 }).dataSync()[0]!);
     expect(layers['hidden2']!.loss).toBeCloseTo(direct, 5);
     for (const e of Object.values(layers)) expect(e.optimalLoss).toBeLessThanOrEqual(e.loss + 1e-6);
+    // The retrieval metrics beside SNNL, the same as retrievalMetrics on the layer's output.
+    const values = h.dataSync() as Float32Array;
+    const retrieval = retrievalMetrics({ rows: 500, dim: values.length / 500, values }, testLabels);
+    expect(layers['hidden2']).toMatchObject(retrieval);
+    expect(layers['hidden2']!.precisionAt1).toBeGreaterThan(0);
+    expect(measureLayers(model, testImages, testLabels, { retrieval: false })['hidden2']!.mapAtR).toBeUndefined();
     h.dispose();
     expect(tf.memory().numTensors).toBe(tensors + 0);
     expect(() => measureLayers(model, testImages, testLabels.subarray(1))).toThrow(

@@ -151,7 +151,7 @@ export function formatDknn(study: DknnStudy): string {
     `AUROC and FPR95: clean test images against each set (FPR at 95% TPR: outliers accepted when 95% of clean images are).`,
     ...(info
       ? [
-          `energy from the logits; Mahalanobis and the ${info.knnK}-th NN distance on ${info.penultimate} (${info.dim} features)` +
+          `energy from the logits; Mahalanobis and the k-th NN distance (k = ${info.knnK}) on ${info.penultimate} (${info.dim} features)` +
             (study.pgd ? `; PGD: ${study.pgd.steps} steps of ${study.pgd.stepSize} from a random start` : ''),
         ]
       : []),

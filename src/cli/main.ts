@@ -89,6 +89,7 @@ export function buildProgram(): Command {
     )
     .option('--temperature <T>', "temperature above 0, or 'optimal' for the one that minimizes the loss", '1')
     .option('--block-size <rows>', 'compute in blocks of this many rows (memory grows with rows x block)')
+    .option('--no-retrieval', 'leave out precision@1 and MAP@R (retrieval metrics by the same distance)')
     .addOption(backendOption())
     .option('--json', 'print the result as JSON')
     .exitOverride()

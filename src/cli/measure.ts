@@ -11,12 +11,14 @@ import { checkFeatureRange, checkTemperature, DEFAULTS } from '../loss/options.j
 import { getPreset, type PresetName } from '../loss/presets.js';
 import { snnlAtTemperatures } from '../loss/sweep.js';
 import { optimalTemperature, type OptimalTemperature } from '../loss/temperature.js';
+import { retrievalMetrics, type RetrievalMetrics } from '../analysis/retrieval.js';
 
 export interface MeasureFlags {
   distance?: string;
   preset?: string;
   temperature?: string;
   blockSize?: string;
+  retrieval?: boolean;
   backend?: string;
   json?: boolean;
 }
@@ -36,6 +38,8 @@ export interface Measurement {
   optimal?: OptimalTemperature;
   rowsWithoutPartner: number;
   rowsCounted: number;
+  /** precision@1 and MAP@R by the same distance (null with --no-retrieval; why, where too large). */
+  retrieval: RetrievalMetrics | { leftOut: string } | null;
 }
 
 /** Parses --temperature: a number above 0, or 'optimal'. */
@@ -123,20 +127,33 @@ export async function measure(embeddingsPath: string, labelsPath: string, flags:
       throw new Error(`the loss of ${embeddingsPath} came out ${loss} at temperature ${used}; please report it`);
     }
     const preset = options.preset ?? DEFAULTS.preset;
+    const distance = options.distance ?? getPreset(preset).distances[0]!;
+    const features = embeddings.values.length / rows;
+    let retrieval: Measurement['retrieval'] = null;
+    if (flags.retrieval !== false) {
+      const values = x.dataSync() as Float32Array;
+      try {
+        retrieval = retrievalMetrics({ rows, dim: features, values }, labels, distance);
+      } catch (error) {
+        if (!(error instanceof InputError)) throw error;
+        retrieval = { leftOut: error.detail };
+      }
+    }
     return {
       embeddings: embeddingsPath,
       labels: labelsPath,
       examples: rows,
-      features: embeddings.values.length / rows,
+      features,
       classes: new Set(labels).size,
       preset,
-      distance: options.distance ?? getPreset(preset).distances[0]!,
+      distance,
       backend,
       temperature: used,
       loss,
       ...(optimal ? { optimal } : {}),
       rowsWithoutPartner: details.rowsWithoutPartner,
       rowsCounted: details.rowsCounted,
+      retrieval,
     };
   } finally {
     x.dispose();
@@ -159,5 +176,12 @@ export function formatMeasurement(m: Measurement): string {
   const without = m.rowsWithoutPartner;
   const how = m.preset === 'stable' ? 'left out of the mean' : 'each counted as -log(1e-5)';
   lines.push(`  rows without a same-class partner: ${without}${without > 0 ? ` (${how})` : ''}`);
+  const r = m.retrieval;
+  if (r && 'leftOut' in r) lines.push(`  retrieval metrics left out: ${r.leftOut}`);
+  else if (r && r.queries > 0)
+    lines.push(
+      `  precision@1          ${fmt(r.precisionAt1)}  (nearest other row has the label; ${r.queries} queries)`,
+      `  MAP@R                ${fmt(r.mapAtR)}  (R = other rows of the query's class)`,
+    );
   return lines.join('\n');
 }

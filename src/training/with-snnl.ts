@@ -11,7 +11,7 @@ import type { DistanceName } from '../loss/distance.js';
 import type { PresetName } from '../loss/presets.js';
 import { permutation, seededRandom, STREAMS } from '../random.js';
 import type { Network } from '../models/models.js';
-import { layerEntanglement, type LayerEntanglement } from './evaluate.js';
+import { layerEntanglement } from './evaluate.js';
 import { trainingTerm, unboundedWhenEntangling } from './entangling.js';
 import { snnlLayers, temperatureAt, trainLoop, type BatchSource, type EpochMetrics } from './loop.js';
 import { FusedAdamOptimizer } from './optimizer.js';
@@ -93,7 +93,7 @@ export interface TrainWithSnnlOptions {
 export type SnnlHistory = EpochMetrics[] & { history: tf.History };
 
 /** Class ids from labels given as ids or as one-hot rows. */
-function classIds(y: LabelInput, rows: number, subject: string): Int32Array {
+export function classIds(y: LabelInput, rows: number, subject: string): Int32Array {
   let values: ArrayLike<number>;
   if (y instanceof tf.Tensor) {
     if (y.rank === 2) values = tf.tidy(() => tf.argMax(y, 1)).dataSync();
@@ -111,7 +111,7 @@ function classIds(y: LabelInput, rows: number, subject: string): Int32Array {
 }
 
 /** The output of the layer `name` of `model`, with errors that say what is wrong. */
-function layerOutput(model: tf.LayersModel, name: string): tf.SymbolicTensor {
+export function layerOutput(model: tf.LayersModel, name: string): tf.SymbolicTensor {
   const known = model.layers.map((l) => l.name);
   if (!known.includes(name)) {
     throw new InputError('layers', `the model has no layer '${name}'; it has ${known.join(', ')}`);
@@ -323,50 +323,5 @@ export async function trainWithSnnl(
     return Object.assign(records, { history: driver.history });
   } finally {
     if (options.optimizer === undefined) optimizer.dispose();
-  }
-}
-
-export interface MeasureLayersOptions {
-  /** Layers to measure, by name. Default: every layer but the input layers. */
-  layers?: string[];
-  /** The fixed temperature measured beside the optimal one (default 1). */
-  temperature?: number;
-  distance?: DistanceName;
-  preset?: PresetName;
-  /** Examples per forward pass (default 500). */
-  batchSize?: number;
-}
-
-/**
- * The entanglement of each named layer of `model` on inputs `x` with labels `y`: SNNL at a fixed
- * temperature and at the optimal one.
- *
- * @example
- * const layers = measureLayers(model, testImages, testLabels); // { dense1: { loss, optimalLoss, ... }, ... }
- */
-export function measureLayers(
-  model: tf.LayersModel,
-  x: tf.Tensor,
-  y: LabelInput,
-  options: MeasureLayersOptions = {},
-): Record<string, LayerEntanglement> {
-  if (!(model instanceof tf.LayersModel)) throw new InputError('model', 'expected a tf.LayersModel');
-  const labels = classIds(y, x.shape[0]!, 'y');
-  const inputs = new Set<unknown>(model.inputLayers);
-  const names = options.layers ?? model.layers.filter((l) => !inputs.has(l)).map((l) => l.name);
-  // A view of the same layers (shared weights) that outputs each named layer.
-  const view = tf.model({ inputs: model.inputs, outputs: names.map((name) => layerOutput(model, name)) });
-  const predicted = view.predict(x, { batchSize: options.batchSize ?? 500 });
-  const outputs = Array.isArray(predicted) ? predicted : [predicted];
-  try {
-    return layerEntanglement(
-      outputs,
-      names,
-      labels,
-      { distance: options.distance, preset: options.preset },
-      options.temperature ?? 1,
-    );
-  } finally {
-    tf.dispose(outputs);
   }
 }
