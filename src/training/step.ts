@@ -67,7 +67,9 @@ export function trainStep(net: Network, optimizer: tf.Optimizer, batch: Batch, s
   const cost = optimizer.minimize(() => {
     const outputs = net.model.apply(batch.x, { training: true }) as tf.Tensor[];
     const last = outputs.at(-1)!;
-    const primary = primaryLoss(net, batch, last, spec.classes);
+    const primary = net.primary
+      ? net.primary.loss(outputs.slice(outputs.length - net.primary.outputs), batch.targets ?? [])
+      : primaryLoss(net, batch, last, spec.classes);
     let snnlTerm: tf.Scalar = tf.scalar(0);
     const largest: tf.Tensor[] = [];
     if (spec.factor !== 0 && spec.layers.length > 0) {

@@ -17,6 +17,7 @@ import { snnlLayers, temperatureAt, trainLoop, type BatchSource, type EpochMetri
 import { FusedAdamOptimizer } from './optimizer.js';
 import { TfjsCallbackDriver, type TfjsCallbacks } from './callbacks.js';
 import { primaryLoss } from './step.js';
+import { combinedLoss, resolveLosses, type LossFunction, type LossOption } from './losses.js';
 
 const warned = new Set<string>();
 /** One line on the console, once per message (a warning is not an error: training goes on). */
@@ -29,10 +30,15 @@ function warnOnce(message: string): void {
 /** Labels: class ids (a 1-D tensor or array of whole numbers) or one-hot rows (a 2-D tensor). */
 export type LabelInput = tf.Tensor | ArrayLike<number>;
 
-/** One batch a user's data yields. */
+/**
+ * One batch a user's data yields: inputs x, and y, the main loss's targets (class ids or one-hot rows by
+ * default; with `loss`, whatever that loss takes: a tensor, or one per output). `labels`: the class ids
+ * SNNL groups by, where y holds no class ids (regression, several outputs); default the classes of y.
+ */
 export interface LabelledBatch {
   x: tf.Tensor;
-  y: LabelInput;
+  y: LabelInput | tf.Tensor[];
+  labels?: LabelInput;
 }
 
 /**
@@ -41,13 +47,20 @@ export interface LabelledBatch {
  * a dataset or function yields are disposed after their step, as model.fitDataset does.
  */
 export type TrainingData =
-  | { x: tf.Tensor; y: LabelInput }
-  | tf.data.Dataset<{ x: tf.Tensor; y: tf.Tensor }>
+  | LabelledBatch
+  | tf.data.Dataset<{ x: tf.Tensor; y: tf.Tensor | tf.Tensor[]; labels?: tf.Tensor }>
   | ((epoch: number) => Iterable<LabelledBatch> | AsyncIterable<LabelledBatch>);
 
 export interface TrainWithSnnlOptions {
-  /** a in total = cross-entropy + a x SNNL term; a < 0 entangles the classes, a > 0 pulls them apart. */
+  /** a in total = main loss + a x SNNL term; a < 0 entangles the classes, a > 0 pulls them apart. */
   factor: number;
+  /**
+   * The main loss: a tfjs loss name ('meanSquaredError', 'binaryCrossentropy', ...; as model.compile
+   * takes), a function (yTrue, yPred) => loss, or one per output (a list, or an object by output name).
+   * Default: the loss the model was compiled with, else cross-entropy of class ids on its one output.
+   * With it, the data's y are the loss's targets and SNNL's classes come from `labels` (see LabelledBatch).
+   */
+  loss?: LossOption;
   /** Layers with an SNNL term, by name. Default: every layer with weights but the output layer. */
   layers?: string[];
   /**
@@ -76,8 +89,8 @@ export interface TrainWithSnnlOptions {
   optimizer?: tf.Optimizer;
   /** Seed of the shuffles when the data are tensors (default 1234). */
   seed?: number;
-  /** Measured after every epoch: accuracy, and each SNNL layer's entanglement. */
-  validationData?: { x: tf.Tensor; y: LabelInput };
+  /** Measured after every epoch: accuracy (or the main loss), and each SNNL layer's entanglement. */
+  validationData?: LabelledBatch;
   /**
    * tfjs callbacks: tf.Callback objects (tf.callbacks.earlyStopping, ...), tf.CustomCallback, or plain
    * {onTrainBegin, onEpochBegin, onBatchBegin, onBatchEnd, onEpochEnd, onTrainEnd} hooks, with tfjs's
@@ -123,19 +136,35 @@ export function layerOutput(model: tf.LayersModel, name: string): tf.SymbolicTen
   }
 }
 
-/** A Network view of a user's model: the same layers (shared weights) with the chosen layers' outputs exposed. */
-export function networkOf(model: tf.LayersModel, layers?: string[]): Network {
-  if (model.outputs.length !== 1) {
-    throw new InputError('model', `expected one output (class scores), got ${model.outputs.length}`);
+/**
+ * A Network view of a user's model: the same layers (shared weights) with the chosen layers' outputs
+ * exposed. With `losses` (one per output), any number of outputs trained on those losses.
+ */
+export function networkOf(model: tf.LayersModel, layers?: string[], losses?: LossFunction[]): Network {
+  if (!losses && model.outputs.length !== 1) {
+    throw new InputError(
+      'model',
+      `expected one output (class scores), got ${model.outputs.length}; give a loss per output (options.loss)`,
+    );
+  }
+  const outputLayers = model.outputs.map((o) => o.sourceLayer);
+  const names =
+    layers ?? model.layers.filter((l) => !outputLayers.includes(l) && l.weights.length > 0).map((l) => l.name);
+  if (names.length === 0) throw new InputError('layers', 'the model has no hidden layer with weights; name the layers');
+  const hidden = names.map((name) => layerOutput(model, name));
+  const named = outputLayers.find((l) => names.includes(l.name));
+  if (named) throw new InputError('layers', `'${named.name}' is an output layer; SNNL terms go on hidden layers`);
+  if (losses) {
+    return {
+      name: model.name,
+      model: tf.model({ inputs: model.inputs, outputs: [...hidden, ...model.outputs] }),
+      hiddenLayers: names,
+      kind: 'custom',
+      primary: { outputs: model.outputs.length, loss: (outputs, targets) => combinedLoss(losses, outputs, targets) },
+    };
   }
   const output = model.outputs[0]!;
   const outputLayer = output.sourceLayer;
-  const names = layers ?? model.layers.filter((l) => l !== outputLayer && l.weights.length > 0).map((l) => l.name);
-  if (names.length === 0) throw new InputError('layers', 'the model has no hidden layer with weights; name the layers');
-  const hidden = names.map((name) => layerOutput(model, name));
-  if (names.includes(outputLayer.name)) {
-    throw new InputError('layers', `'${outputLayer.name}' is the output layer; SNNL terms go on hidden layers`);
-  }
   const activation = (outputLayer.getConfig() as { activation?: string }).activation;
   return {
     name: model.name,
@@ -157,8 +186,53 @@ function classesOf(model: tf.LayersModel): number {
   return classes;
 }
 
-function toBatch(item: LabelledBatch, classes: number): Batch {
+/** The loss's targets (one tensor per output) and SNNL's class ids of a user's batch, for a loss of their own. */
+function targetsAndLabels(item: LabelledBatch, outputs: number, subject: string) {
+  const rows = item.x.shape[0]!;
+  const targets = Array.isArray(item.y) ? item.y : [item.y];
+  if (targets.length !== outputs || !targets.every((t) => t instanceof tf.Tensor))
+    throw new InputError(
+      `${subject}.y`,
+      `expected ${outputs === 1 ? 'a tensor' : `${outputs} tensors (one per output)`} of targets`,
+    );
+  targets.forEach((t, k) => {
+    if ((t as tf.Tensor).shape[0] !== rows)
+      throw new InputError(`${subject}.y`, `target ${k} has ${(t as tf.Tensor).shape[0]} rows for ${rows} examples`);
+  });
+  let labels: Int32Array;
+  if (item.labels !== undefined) labels = classIds(item.labels, rows, `${subject}.labels`);
+  else {
+    try {
+      // Targets that are class ids themselves: 1-D whole numbers, or one-hot rows (exactly one 1 a row).
+      const y = targets.length === 1 ? (targets[0] as tf.Tensor) : undefined;
+      const oneHot =
+        y?.rank === 2 &&
+        y.shape[1]! > 1 &&
+        tf.tidy(() => {
+          const zeroOne = tf.all(tf.logicalOr(tf.equal(y, 0), tf.equal(y, 1)));
+          return tf.logicalAnd(zeroOne, tf.all(tf.equal(tf.sum(y, 1), 1))).dataSync()[0] === 1;
+        });
+      if (!y || !(y.rank === 1 || oneHot)) throw new Error('no class ids');
+      labels = classIds(y, rows, `${subject}.y`);
+    } catch {
+      throw new InputError(
+        `${subject}.labels`,
+        "needed with this loss: the class ids SNNL groups by, one per example (y holds the loss's targets)",
+      );
+    }
+  }
+  return { targets: targets as tf.Tensor[], labels };
+}
+
+function toBatch(item: LabelledBatch, classes: number, network: Network): Batch {
   if (!(item?.x instanceof tf.Tensor)) throw new InputError('data', 'each batch must be {x: tf.Tensor, y: labels}');
+  if (network.primary) {
+    const { targets, labels } = targetsAndLabels(item, network.primary.outputs, 'data');
+    if (item.labels instanceof tf.Tensor) item.labels.dispose();
+    return { x: item.x, y: tf.tensor1d(labels, 'int32'), labels, targets };
+  }
+  if (Array.isArray(item.y))
+    throw new InputError('data', 'y holds several tensors; give a loss per output (options.loss)');
   const labels = classIds(item.y, item.x.shape[0]!, 'data');
   const tooLarge = labels.findIndex((v) => v >= classes);
   if (tooLarge >= 0)
@@ -167,12 +241,17 @@ function toBatch(item: LabelledBatch, classes: number): Batch {
   return { x: item.x, y: tf.tensor1d(labels, 'int32'), labels };
 }
 
-function batchSource(data: TrainingData, options: TrainWithSnnlOptions, classes: number): BatchSource {
+function batchSource(
+  data: TrainingData,
+  options: TrainWithSnnlOptions,
+  classes: number,
+  network: Network,
+): BatchSource {
   if (typeof data === 'function') {
     return {
       classes,
       async *batches(epoch) {
-        for await (const item of data(epoch)) yield toBatch(item, classes);
+        for await (const item of data(epoch)) yield toBatch(item, classes, network);
       },
     };
   }
@@ -182,7 +261,7 @@ function batchSource(data: TrainingData, options: TrainWithSnnlOptions, classes:
       async *batches() {
         const iterator = await data.iterator();
         for (let next = await iterator.next(); !next.done; next = await iterator.next())
-          yield toBatch(next.value, classes);
+          yield toBatch(next.value, classes, network);
       },
     };
   }
@@ -194,8 +273,11 @@ function batchSource(data: TrainingData, options: TrainWithSnnlOptions, classes:
   }
   const { x } = data;
   const n = x.shape[0]!;
-  const labels = classIds(data.y, n, 'data.y');
-  const tooLarge = labels.findIndex((v) => v >= classes);
+  const custom = network.primary ? targetsAndLabels(data, network.primary.outputs, 'data') : undefined;
+  if (!custom && Array.isArray(data.y))
+    throw new InputError('data.y', 'holds several tensors; give a loss per output (options.loss)');
+  const labels = custom ? custom.labels : classIds(data.y as LabelInput, n, 'data.y');
+  const tooLarge = custom ? -1 : labels.findIndex((v) => v >= classes);
   if (tooLarge >= 0)
     throw new InputError('data.y', `label ${labels[tooLarge]} is not below the model's ${classes} classes`);
   const batchSize = options.batchSize ?? 128;
@@ -213,7 +295,13 @@ function batchSource(data: TrainingData, options: TrainWithSnnlOptions, classes:
       for (let start = 0; start + batchSize <= n; start += batchSize) {
         const indices = shuffled.subarray(start, start + batchSize);
         const ids = Int32Array.from(indices, (i) => labels[i]!);
-        yield { x: tf.gather(x, Array.from(indices)), y: tf.tensor1d(ids, 'int32'), labels: ids };
+        const picked = Array.from(indices);
+        yield {
+          x: tf.gather(x, picked),
+          y: tf.tensor1d(ids, 'int32'),
+          labels: ids,
+          ...(custom ? { targets: custom.targets.map((t) => tf.gather(t, picked)) } : {}),
+        };
       }
     },
   };
@@ -252,12 +340,18 @@ export async function trainWithSnnl(
   const rule = term.temperature;
   const unbounded = unboundedWhenEntangling(term.preset, term.distance, options.factor);
   if (unbounded !== undefined) warnOnce(unbounded);
-  const network = networkOf(model, options.layers);
-  const classes = classesOf(model);
-  const source = batchSource(data, options, classes);
+  const losses = resolveLosses(model, options.loss);
+  const network = networkOf(model, options.layers, losses);
+  const classes = losses ? 0 : classesOf(model);
+  const source = batchSource(data, options, classes, network);
   const snnlOptions = { distance: term.distance, preset: term.preset };
   const validation = options.validationData;
-  const validationLabels = validation ? classIds(validation.y, validation.x.shape[0]!, 'validationData.y') : undefined;
+  const validationParts = validation
+    ? network.primary
+      ? targetsAndLabels(validation, network.primary.outputs, 'validationData')
+      : { targets: undefined, labels: classIds(validation.y as LabelInput, validation.x.shape[0]!, 'validationData.y') }
+    : undefined;
+  const validationLabels = validationParts?.labels;
   const driver = new TfjsCallbackDriver(model, options.callbacks, {
     epochs,
     steps: source.batchCount?.(0),
@@ -290,6 +384,24 @@ export async function trainWithSnnl(
           ? {
               evaluate: (_epoch: number, temperature: number | 'optimal') => {
                 const outputs = network.model.predict(validation.x, { batchSize: 500 }) as tf.Tensor[];
+                const hidden = network.hiddenLayers.length;
+                const entanglementOf = () =>
+                  layerEntanglement(
+                    outputs.slice(0, hidden),
+                    network.hiddenLayers,
+                    validationLabels!,
+                    term.measure,
+                    temperature === 'optimal' ? 1 : temperature,
+                  );
+                if (network.primary) {
+                  // A loss of the user's own: its value on the validation targets, no accuracy.
+                  const loss = tf.tidy(() => network.primary!.loss(outputs.slice(hidden), validationParts!.targets!));
+                  driver.setValidationLoss(loss.dataSync()[0]!);
+                  loss.dispose();
+                  const entanglement = entanglementOf();
+                  tf.dispose(outputs);
+                  return { test: { accuracy: null }, entanglement };
+                }
                 const truth = tf.tensor1d(validationLabels!, 'int32');
                 const correct = tf.tidy(() =>
                   tf.sum(tf.cast(tf.equal(tf.argMax(outputs.at(-1)!, 1), truth), 'float32')),
@@ -305,13 +417,7 @@ export async function trainWithSnnl(
                 );
                 driver.setValidationLoss(loss.dataSync()[0]!);
                 tf.dispose([loss, truth]);
-                const entanglement = layerEntanglement(
-                  outputs.slice(0, -1),
-                  network.hiddenLayers,
-                  validationLabels!,
-                  term.measure,
-                  temperature === 'optimal' ? 1 : temperature,
-                );
+                const entanglement = entanglementOf();
                 tf.dispose([correct, ...outputs]);
                 return { test: { accuracy }, entanglement };
               },
