@@ -10,9 +10,6 @@ import { BACKENDS } from '../engine/backend.js';
 import { DISTANCES } from '../loss/distance.js';
 import { PRESETS } from '../loss/presets.js';
 import { report } from './errors.js';
-import { InputError } from '../errors.js';
-import { summarizeRuns, summaryDocument, unfinishedRuns, writeSummaryTable } from '../experiments/summary.js';
-import { findRuns } from '../report/report.js';
 import { formatMeasurement, measure, type MeasureFlags } from './measure.js';
 import { datasetStatus, formatStatus, verifyAll } from './datasets.js';
 import { defaultDataDir, PIXEL_SCALES } from '../data/datasets.js';
@@ -27,12 +24,13 @@ import {
   trainCommand,
 } from './train.js';
 import { quickstartCommand, reportCommand, reproduceCommand, toyCommand } from './experiment.js';
-import { dknnCommand, dknnOptions, dknnSummaryCommand, formatDknn, type DknnFlags } from './dknn.js';
+import { dknnCommand, dknnOptions, formatDknn, type DknnFlags } from './dknn.js';
 import { dknnFeaturesCommand, formatFeatureDknn } from './dknn-features.js';
 import { formatGan, ganCommand, ganSummaryCommand, type GanFlags } from './gan.js';
 import { buildGanReport } from '../report/gan.js';
 import { readGanConfig } from '../experiments/gan.js';
 import { useBackend } from '../engine/backend.js';
+import { registerSummaryCommands } from './summaries.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -403,32 +401,7 @@ export function buildProgram(): Command {
       },
     );
 
-  program
-    .command('dknn-summary')
-    .description('the Deep k-NN studies under a folder side by side: mean and std over seeds, and an AUROC figure')
-    .argument('<dir>', 'a folder holding dknn.json files (up to four levels down)')
-    .option('--out <dir>', 'write table.md, table.json and auroc.png there')
-    .exitOverride()
-    .action(async (dir: string, flags: { out?: string }) => {
-      process.stdout.write(await dknnSummaryCommand(dir, flags.out));
-    });
-
-  program
-    .command('summarize')
-    .description("a table over seeds of a folder of runs: mean, std and best accuracy, and each layer's SNNL")
-    .argument('<dir>', 'a run folder, or a folder of runs (two levels deep)')
-    .option('--out <dir>', 'write table.md and table.json there')
-    .exitOverride()
-    .action((dir: string, flags: { out?: string }) => {
-      const runs = findRuns(dir);
-      const unfinished = unfinishedRuns(runs);
-      if (unfinished.length > 0)
-        process.stderr.write(`snnl summarize: left out, not finished: ${unfinished.join(', ')}\n`);
-      const rows = summarizeRuns(runs);
-      if (rows.length === 0) throw new InputError(dir, 'holds no finished run');
-      if (flags.out !== undefined) writeSummaryTable(flags.out, rows);
-      process.stdout.write(summaryDocument(rows));
-    });
+  registerSummaryCommands(program);
 
   program
     .command('build-native')
