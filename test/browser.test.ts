@@ -3,51 +3,16 @@
  * (which fails on any Node built-in), run in headless Chromium, and its losses compared with Node's.
  * Skipped with the reason where Debian's chromium is missing; SNNL_REQUIRE_ALL=1 (CI) makes that a failure.
  */
-import { build } from 'esbuild';
-import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { beforeAll, describe, expect } from 'vitest';
 import { snnl } from '../src/index.js';
 import { needs, onBackend } from './helpers.js';
+import { bundleForBrowser, CHROMIUM, CHROMIUM_ARGS } from './browser-helpers.js';
 import { normalMatrix, seeded } from './oracle.js';
 
-export const CHROMIUM = '/usr/bin/chromium';
-const ROOT = join(import.meta.dirname, '..');
 const it = needs(existsSync(CHROMIUM), 'Debian package chromium is not installed');
-
-/** The flags this machine's closed network needs (no background connections), for a headless run. */
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-/** Bundles `program` (JavaScript importing 'snnl' as a user would) for the browser; returns the bundle's path. */
-export async function bundleForBrowser(program: string): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'snnl-bundle-'));
-  // 'snnl' resolves as a dependency would: through node_modules and the package's export conditions.
-  mkdirSync(join(dir, 'node_modules'));
-  symlinkSync(ROOT, join(dir, 'node_modules', 'snnl'));
-  writeFileSync(join(dir, 'main.js'), program);
-  await build({
-    entryPoints: [join(dir, 'main.js')],
-    absWorkingDir: dir,
-    nodePaths: [join(ROOT, 'node_modules')],
-    bundle: true,
-    platform: 'browser',
-    format: 'iife',
-    outfile: join(dir, 'bundle.js'),
-    logLevel: 'silent',
-  });
-  writeFileSync(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><script src="bundle.js"></script>');
-  return dir;
-}
 
 const b = 40;
 const d = 12;
