@@ -17,6 +17,7 @@ export {
   type LabelInput,
 } from './training/with-snnl.js';
 export type { EpochMetrics } from './training/loop.js';
+export { balancedBatches, balancedIndices, MemoryBank, type BalancedOptions } from './training/samplers.js';
 export type { TfjsCallbacks } from './training/callbacks.js';
 export type { LayerEntanglement } from './training/evaluate.js';
 export { measureLayers, type MeasureLayersOptions, type LayerMeasurement } from './analysis/measure-layers.js';

@@ -11,3 +11,4 @@ export {
 export { DEFAULTS, REDUCTIONS, type Reduction, type SnnlOptions, type Labels } from './options.js';
 export { DISTANCES, type DistanceName } from './distance.js';
 export { PRESETS, REFERENCE_EPSILON, type PresetName } from './presets.js';
+export { snnlWithReference, type ReferenceOptions } from './reference.js';

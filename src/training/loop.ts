@@ -17,6 +17,7 @@ import type { Network } from '../models/models.js';
 import { PT_SNNL_CNN_WEIGHTS, type TemperatureRule, type TrainConfig } from './config.js';
 import type { LayerEntanglement, Score } from './evaluate.js';
 import { trainStep, type StepSpec } from './step.js';
+import { MemoryBank } from './samplers.js';
 
 export interface EpochMetrics {
   epoch: number;
@@ -43,6 +44,11 @@ export interface LoopSettings {
   layers: Array<{ name: string; index: number; weight: number }>;
   combine: 'sum' | 'min';
   snnl: SnnlOptions;
+  /**
+   * Each SNNL layer's batch rows are compared with a memory bank of this many recent rows of that layer
+   * too (snnlWithReference, the stable form); absent: the batch alone.
+   */
+  memoryBank?: number;
 }
 
 /** The batches of each epoch. The loop disposes every batch after its step. */
@@ -105,9 +111,24 @@ export interface LoopParts {
 
 /** Trains for the epochs of `settings` not yet in `state`; returns the history of every epoch. */
 export async function trainLoop(parts: LoopParts): Promise<EpochMetrics[]> {
-  const { network, optimizer, data, settings } = parts;
+  const { settings } = parts;
   const callbacks = parts.callbacks ?? {};
   const state: LoopState = parts.state ?? { epoch: 0, history: [], multipliers: settings.layers.map(() => 1) };
+  const banks = settings.memoryBank ? settings.layers.map(() => new MemoryBank(settings.memoryBank!)) : undefined;
+  try {
+    return await epochs(parts, state, callbacks, banks);
+  } finally {
+    banks?.forEach((b) => b.dispose());
+  }
+}
+
+async function epochs(
+  parts: LoopParts,
+  state: LoopState,
+  callbacks: LoopCallbacks,
+  banks: MemoryBank[] | undefined,
+): Promise<EpochMetrics[]> {
+  const { network, optimizer, data, settings } = parts;
   for (let epoch = state.epoch; epoch < settings.epochs; epoch++) {
     const started = performance.now();
     const temperature = settings.temperature(epoch);
@@ -122,6 +143,7 @@ export async function trainLoop(parts: LoopParts): Promise<EpochMetrics[]> {
       multipliers: state.multipliers,
       ...(settings.initialTemperature !== undefined ? { initialTemperature: settings.initialTemperature } : {}),
       ...(settings.relativeTemperature ? { relativeTemperature: true } : {}),
+      ...(banks ? { banks } : {}),
     };
     const sums = { loss: 0, primary: 0, snnl: 0, correct: 0, seen: 0 };
     let k = 0;

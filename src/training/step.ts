@@ -8,6 +8,8 @@ import { snnl } from '../loss/snnl.js';
 import { optimalTemperature } from '../loss/temperature.js';
 import type { SnnlOptions } from '../loss/options.js';
 import type { Network } from '../models/models.js';
+import { snnlWithReference } from '../loss/reference.js';
+import type { MemoryBank } from './samplers.js';
 
 export interface StepSpec {
   classes: number;
@@ -24,6 +26,8 @@ export interface StepSpec {
   initialTemperature?: number;
   /** Temperatures relative to the batch: T x the typical distance between its rows in that layer. */
   relativeTemperature?: boolean;
+  /** Per SNNL layer, a memory bank of recent rows: the term compares the batch with it too (then adds the batch). */
+  banks?: MemoryBank[];
 }
 
 export interface StepResult {
@@ -64,6 +68,7 @@ export function distanceScale(h: tf.Tensor, distance: string): number {
 
 export function trainStep(net: Network, optimizer: tf.Optimizer, batch: Batch, spec: StepSpec): StepResult {
   let parts: tf.Tensor | undefined;
+  const banked: tf.Tensor[] = [];
   const cost = optimizer.minimize(() => {
     const outputs = net.model.apply(batch.x, { training: true }) as tf.Tensor[];
     const last = outputs.at(-1)!;
@@ -90,6 +95,17 @@ export function trainStep(net: Network, optimizer: tf.Optimizer, batch: Batch, s
           temperature = step.temperature;
         }
         if (spec.relativeTemperature) temperature *= distanceScale(h, spec.snnl.distance ?? 'squared-euclidean');
+        const bank = spec.banks?.[l];
+        if (bank) {
+          const rows = tf.reshape(h, [h.shape[0]!, -1]) as tf.Tensor2D;
+          banked.push(tf.keep(tf.clone(rows)));
+          const against = bank.features;
+          const term = snnlWithReference(rows, batch.labels, against, against ? bank.labels : null, {
+            temperature,
+            ...(spec.snnl.distance ? { distance: spec.snnl.distance } : {}),
+          });
+          return tf.mul(term, weight) as tf.Scalar;
+        }
         return tf.mul(snnl(h, batch.labels, { ...spec.snnl, temperature }), weight) as tf.Scalar;
       });
       snnlTerm = (spec.combine === 'min' ? tf.min(tf.stack(terms)) : tf.addN(terms)) as tf.Scalar;
@@ -99,6 +115,11 @@ export function trainStep(net: Network, optimizer: tf.Optimizer, batch: Batch, s
     parts = tf.keep(tf.stack([primary, snnlTerm, correct, ...largest]));
     return tf.add(primary, tf.mul(snnlTerm, spec.factor)) as tf.Scalar;
   }, true);
+  // The batch joins each bank after its step (the bank holds rows of earlier steps' networks).
+  banked.forEach((rows, l) => {
+    spec.banks![l]!.push(rows, batch.labels);
+    rows.dispose();
+  });
   const [primary, snnlValue, correct, ...maxima] = Array.from(parts!.dataSync());
   const loss = cost!.dataSync()[0]!;
   tf.dispose([cost!, parts!]);

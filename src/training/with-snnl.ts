@@ -79,6 +79,12 @@ export interface TrainWithSnnlOptions {
   preset?: PresetName;
   /** How the layers' terms combine: their sum (default) or their minimum. */
   combine?: 'sum' | 'min';
+  /**
+   * Compare each batch with a memory bank of this many recent rows of each SNNL layer too (rows of earlier
+   * batches, as constants), so rows find same-class partners when classes are many and batches small; the
+   * stable form only (so not with the entangling default, the bounded cleverhans form). Default: none.
+   */
+  memoryBank?: number;
   /** Epochs (default 1). */
   epochs?: number;
   /** Batch size when the data are tensors (default 128). */
@@ -186,10 +192,12 @@ function classesOf(model: tf.LayersModel): number {
   return classes;
 }
 
+const isTensorList = (y: unknown): y is tf.Tensor[] => Array.isArray(y) && y[0] instanceof tf.Tensor;
+
 /** The loss's targets (one tensor per output) and SNNL's class ids of a user's batch, for a loss of their own. */
 function targetsAndLabels(item: LabelledBatch, outputs: number, subject: string) {
   const rows = item.x.shape[0]!;
-  const targets = Array.isArray(item.y) ? item.y : [item.y];
+  const targets = isTensorList(item.y) ? item.y : [item.y];
   if (targets.length !== outputs || !targets.every((t) => t instanceof tf.Tensor))
     throw new InputError(
       `${subject}.y`,
@@ -274,7 +282,7 @@ function batchSource(
   const { x } = data;
   const n = x.shape[0]!;
   const custom = network.primary ? targetsAndLabels(data, network.primary.outputs, 'data') : undefined;
-  if (!custom && Array.isArray(data.y))
+  if (!custom && isTensorList(data.y))
     throw new InputError('data.y', 'holds several tensors; give a loss per output (options.loss)');
   const labels = custom ? custom.labels : classIds(data.y as LabelInput, n, 'data.y');
   const tooLarge = custom ? -1 : labels.findIndex((v) => v >= classes);
@@ -340,6 +348,16 @@ export async function trainWithSnnl(
   const rule = term.temperature;
   const unbounded = unboundedWhenEntangling(term.preset, term.distance, options.factor);
   if (unbounded !== undefined) warnOnce(unbounded);
+  const bankSize = options.memoryBank;
+  if (bankSize !== undefined) {
+    if (!Number.isInteger(bankSize) || bankSize < 1)
+      throw new InputError('memoryBank', `expected a whole number of rows from 1, got ${String(bankSize)}`);
+    if (term.preset !== 'stable')
+      throw new InputError(
+        'memoryBank',
+        `works with the stable preset (the log-sum-exp form); this run uses '${term.preset}' (set preset: 'stable')`,
+      );
+  }
   const losses = resolveLosses(model, options.loss);
   const network = networkOf(model, options.layers, losses);
   const classes = losses ? 0 : classesOf(model);
@@ -374,6 +392,7 @@ export async function trainWithSnnl(
         combine: options.combine ?? 'sum',
         relativeTemperature: term.relativeTemperature,
         snnl: { ...snnlOptions, checkFinite: false },
+        ...(bankSize !== undefined ? { memoryBank: bankSize } : {}),
       },
       callbacks: {
         ...driver.hooks({
