@@ -10,6 +10,7 @@ import { summarizeRuns, summaryDocument } from '../src/experiments/summary.js';
 import { tableCells, tableMarkdown } from '../src/experiments/reproduce.js';
 import { findRuns } from '../src/report/report.js';
 import { readHistory } from '../src/training/run-store.js';
+import { trendMarkdown, trendRuns } from '../src/report/trend.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const RESULTS = join(ROOT, 'results');
@@ -47,6 +48,14 @@ describe('committed results', () => {
       expect(JSON.parse(JSON.stringify(rows))).toEqual(committed.rows);
       expect(summaryDocument(rows)).toBe(readFileSync(join(dir, 'table.md'), 'utf8'));
     }
+  });
+
+  it('resnet-overfit: trend.md and trend.json follow from its runs (snnl probe-trend)', () => {
+    const dir = join(RESULTS, 'resnet-overfit', 'fashion-mnist');
+    const runs = trendRuns(dir);
+    expect(runs.map((r) => r.run)).toEqual(['s1234', 's42', 's73']);
+    expect(trendMarkdown(runs)).toBe(readFileSync(join(dir, 'trend.md'), 'utf8'));
+    expect(JSON.parse(JSON.stringify(runs))).toEqual(JSON.parse(readFileSync(join(dir, 'trend.json'), 'utf8')));
   });
 
   it('no committed file is over 2 MB', () => {
