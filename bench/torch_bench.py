@@ -177,6 +177,18 @@ def main():
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps({'seconds': seconds, 'peak_mb': peak, 'losses': losses[:3], 'torch': torch.__version__}))
         return
+    if case['kind'] == 'gemm':
+        # The host's matrix-product rate: an n x n x n float32 product, median of 5 after a warm-up.
+        n = case['n']
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        torch.mm(a, b)
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            times.append(time.perf_counter() - start)
+        print(json.dumps({'gflops': 2 * n ** 3 / sorted(times)[2] / 1e9, 'torch': torch.__version__}))
+        return
     batch, steps = case['batch'], case['steps']
     if case['kind'] == 'knn':
         # Exact k-NN as a PyTorch user writes it: cdist (by matrix products at these sizes) and topk,

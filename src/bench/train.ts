@@ -10,6 +10,10 @@
  * python3-torch with OpenBLAS (OpenMP build) selected per command (the fastest BLAS measured on 2 cores);
  * where it is missing the benchmark says how to install it and measures snnl alone.
  *
+ * The record and the printed table say which host gave them: its processor model and instruction-set level,
+ * each side's 1024^3 GEMM rate measured in the same run, and per case its operations per image and floor
+ * (src/bench/flops.ts).
+ *
  * Environment: SNNL_BENCH_ROUNDS (default 3), SNNL_BENCH_OUT (default bench-results.json), SNNL_PYTHON
  * (default /usr/bin/python3, where Debian installs torch), SNNL_BENCH_BACKENDS (default: native when
  * built, and wasm), SNNL_BENCH_CASES (kinds to run: mlp, cnn, snnl, snnl-closed, knn, gan; default all).
@@ -28,6 +32,7 @@ import { FusedAdamOptimizer } from '../training/optimizer.js';
 import { writeAtomic } from '../io/atomic.js';
 import { formatTable } from '../format.js';
 import { INSTALL_TORCH, openBlasAvailable, runTorchCase, torchAvailable } from './torch.js';
+import { forwardFlops, gemmRate, processor, trainingFlops } from './flops.js';
 
 interface Case {
   name: string;
@@ -144,6 +149,32 @@ function stepOf(c: Case): () => void {
   return () => void trainStep(net, optimizer, batch, spec);
 }
 
+/**
+ * Floating-point operations of one image (example, query) of a case: a training step's products
+ * (trainingFlops), SNNL's two b x b x d products per example, the k-NN search's distances, and for the GAN
+ * step the discriminator on real and generated images with its backward pass, then the generator and
+ * discriminator forward and backward for the generator's update (9 D + 4 G forward-equivalents).
+ */
+function flopsPerImage(c: Case): number {
+  if (c.kind === 'snnl' || c.kind === 'snnl-closed') return 4 * c.batch * c.features!;
+  if (c.kind === 'knn') return 2 * c.train! * c.features!;
+  if (c.kind === 'gan') {
+    const gan = buildGan({ codeSize: c.features!, imageShape: c.shape! }, 1);
+    const flops = 9 * forwardFlops(gan.discriminator) + 4 * forwardFlops(gan.generator);
+    gan.generator.dispose();
+    gan.discriminator.dispose();
+    return flops;
+  }
+  const net = buildNetwork(c.kind as ModelName, c.shape!, 10, 1);
+  const widths =
+    (c.factor ?? FACTOR) === 0
+      ? []
+      : net.model.outputs.slice(0, -1).map((o) => o.shape.slice(1).reduce<number>((a, v) => a * (v ?? 1), 1));
+  const flops = trainingFlops(net.model, widths, c.batch);
+  net.model.dispose();
+  return flops;
+}
+
 interface TorchResult {
   images_per_second: number;
   torch: string;
@@ -243,9 +274,32 @@ async function main(): Promise<void> {
       `OpenBLAS's OpenMP build is missing, so PyTorch uses a slower BLAS and the ratios flatter snnl: ${INSTALL_TORCH}`,
     );
   }
+  // The host, and its matrix-product rate on each side, measured in this run: each case's floor follows.
+  const host = processor();
+  const gemm: Record<string, number> = {};
+  for (const b of backends) {
+    await useBackend(b);
+    gemm[b] = gemmRate();
+  }
+  if (withTorch) gemm['torch'] = runTorchCase<{ gflops: number }>({ kind: 'gemm', n: 1024 }, threads).gflops;
+  console.log(
+    `host: ${host.model} (${host.isa}, ${host.cores} cores); 1024^3 float32 product: ` +
+      Object.entries(gemm)
+        .map(([b, rate]) => `${b === 'torch' ? 'PyTorch' : b} ${rate.toFixed(1)} GFLOP/s`)
+        .join(', '),
+  );
   const results: Array<Record<string, unknown>> = [];
+  const first = backends[0]!;
   const rows = [
-    ['case', ...backends.map((b) => `${b} img/s`), 'PyTorch img/s', ...backends.map((b) => `${b}/PyTorch`)],
+    [
+      'case',
+      ...backends.map((b) => `${b} img/s`),
+      'PyTorch img/s',
+      ...backends.map((b) => `${b}/PyTorch`),
+      'MFLOP/img',
+      `${first} floor img/s`,
+      `${first} % of floor`,
+    ],
   ];
   // SNNL_BENCH_CASES picks cases by kind (see the top of this file), comma-separated.
   const kinds = process.env['SNNL_BENCH_CASES']?.split(',').map((k) => k.trim());
@@ -271,6 +325,9 @@ async function main(): Promise<void> {
       }
     }
     const rates = ours.map(median);
+    const flops = flopsPerImage(c);
+    // A case's floor: the images per second if every operation ran at the GEMM rate measured above.
+    const floors = Object.fromEntries(Object.entries(gemm).map(([b, rate]) => [b, (rate * 1e9) / flops]));
     const torchRate = withTorch ? median(theirs) : null;
     const ratios = rates.map((rate) => (torchRate ? rate / torchRate : null));
     const result: Record<string, unknown> = {
@@ -284,12 +341,18 @@ async function main(): Promise<void> {
       (result['rounds'] as Record<string, number[]>)[b] = ours[k]!;
     });
     if (version) result['torch'] = version;
+    result['flopsPerImage'] = flops;
+    result['floorImagesPerSecond'] = floors;
+    result['shareOfFloor'] = Object.fromEntries(backends.map((b, k) => [b, rates[k]! / floors[b]!]));
     results.push(result);
     rows.push([
       c.name,
       ...rates.map((rate) => rate.toFixed(0)),
       torchRate?.toFixed(0) ?? '-',
       ...ratios.map((ratio) => (ratio ? `${ratio.toFixed(2)}x` : '-')),
+      (flops / 1e6).toFixed(2),
+      floors[first]!.toFixed(0),
+      `${((100 * rates[0]!) / floors[first]!).toFixed(0)}%`,
     ]);
     console.log(rows.at(-1)!.join('  |  '));
   }
@@ -313,6 +376,8 @@ async function main(): Promise<void> {
   const out = process.env['SNNL_BENCH_OUT'] ?? 'bench-results.json';
   const record = {
     date: new Date().toISOString(),
+    processor: host,
+    gemmGflops: gemm,
     backends: described,
     threads,
     node: process.version,
