@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 runs=results/entangling-reference
 out=results/dknn-reference
 snnl() { node dist/cli/main.js "$@"; }
-for dataset in mnist fashion-mnist; do
-  for seed in 1234 42 73 1024 86400; do
+# Seeds outermost: an interrupted study has whole seeds of both data sets, ready for the paired table.
+for seed in 1234 42 73 1024 86400; do
+  for dataset in mnist fashion-mnist; do
     for config in baseline fixed; do
       dir="$out/$dataset/$config-s$seed"
       if [ -f "$dir/dknn.json" ]; then echo "$dir: finished, skipped"; continue; fi
