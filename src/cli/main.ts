@@ -34,7 +34,6 @@ import { registerSummaryCommands } from './summaries.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-/** --backend, on every command that computes (`snnl datasets` only reads files). */
 /** With --resume, only the flags the user typed count: defaults would look like changed settings. */
 function resumeFlags<F extends { resume?: string | undefined }>(flags: F, command: Command): F {
   if (flags.resume === undefined) return flags;
@@ -43,6 +42,7 @@ function resumeFlags<F extends { resume?: string | undefined }>(flags: F, comman
   ) as F;
 }
 
+/** --backend, on every command that computes (`snnl datasets` only reads files). */
 const backendOption = (fallback?: string) => {
   const option = new Option('--backend <name>', 'compute backend').choices([...BACKENDS]).env('SNNL_BACKEND');
   return fallback === undefined ? option : option.default(fallback);
@@ -402,7 +402,6 @@ export function buildProgram(): Command {
     );
 
   registerSummaryCommands(program);
-
   program
     .command('build-native')
     .description('build the native (LibTorch) backend inside this installation (needs libtorch-dev)')

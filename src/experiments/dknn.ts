@@ -6,8 +6,7 @@
  * TPR). Also the adversarial-gradient study of the paper's code: how much sign(d CE / d input) clusters
  * by true label (SNNL at the optimal temperature, k-NN purity).
  */
-import { loadDataset, type Dataset } from '../data/datasets.js';
-import { pixelsOf, renderedLetters, rotated90, uniformNoise, type PixelSet } from '../data/outliers.js';
+import { pixelsOf } from '../data/outliers.js';
 import { InputError } from '../errors.js';
 import { normalizationFor } from '../training/evaluate.js';
 import { loadTrainedNetwork, provenance } from '../training/run-store.js';
@@ -15,8 +14,9 @@ import { permutation, seededRandom } from '../random.js';
 import { DeepKnn, DKNN_DEFAULTS, type PValueForm } from '../analysis/dknn.js';
 import { histogram, reliability, type ReliabilityBin } from '../analysis/metrics.js';
 import { setSummaries } from '../analysis/conformal.js';
-import { fgsm, joinChunks, layerIndices, outputNames, pgd, probe } from '../analysis/probe.js';
-import { gradientStudy, panelExample, type PanelExample, type QuerySet } from './dknn-panel.js';
+import { joinChunks, layerIndices, outputNames, probe } from '../analysis/probe.js';
+import { gradientStudy, panelExample, type PanelExample } from './dknn-panel.js';
+import { concatSets, querySets, range } from './dknn-queries.js';
 import {
   DETECTOR_DEFAULTS,
   detectorScores,
@@ -169,35 +169,6 @@ function argmaxRows(values: Float32Array, classes: number): { prediction: Int32A
   return { prediction, max };
 }
 
-function range(start: number, end: number): Int32Array {
-  return Int32Array.from({ length: Math.max(0, end - start) }, (_, i) => start + i);
-}
-
-function concatSets(sets: PixelSet[]): PixelSet {
-  const pixels = new Float32Array(sets.reduce((n, s) => n + s.pixels.length, 0));
-  const labels = new Int32Array(sets.reduce((n, s) => n + s.count, 0));
-  let p = 0;
-  let l = 0;
-  for (const s of sets) {
-    pixels.set(s.pixels, p);
-    labels.set(s.labels, l);
-    p += s.pixels.length;
-    l += s.count;
-  }
-  return { pixels, labels, count: labels.length };
-}
-
-/** The other grayscale 28x28 data set, when installed: Fashion-MNIST for MNIST and the reverse. */
-function otherDataset(dataset: Dataset): { name: string; data: Dataset } | { skipped: string } | undefined {
-  const other = dataset.name === 'mnist' ? 'fashion-mnist' : dataset.name === 'fashion-mnist' ? 'mnist' : undefined;
-  if (!other) return undefined;
-  try {
-    return { name: other, data: loadDataset(other) };
-  } catch (error) {
-    return { skipped: `${other}: ${error instanceof Error ? error.message : String(error)}` };
-  }
-}
-
 /** Validates the options against the run before any work (layer names: layerIndices); returns them filled in. */
 export function checkStudyOptions(options: DknnStudyOptions, testCount: number, trainCount: number, names: string[]) {
   const k = options.k ?? DKNN_DEFAULTS.k;
@@ -302,7 +273,6 @@ export function dknnStudy(
     const testSet = pixelsOf(dataset.test, shape, range(calibration, dataset.test.count));
     log(`calibration: the first ${calibration} test images; evaluation: the other ${testSet.count}`);
     const calProbe = probe(net, calSet, shape, norm, indices);
-    const pgdOptions = { steps: checked.pgdSteps, seed };
     const searchStart = performance.now();
     model.calibrate(calProbe.features.map(joinChunks), calSet.labels);
 
@@ -314,66 +284,13 @@ export function dknnStudy(
       shape,
       Array.from(sample, (i) => i + calibration),
     );
-    const queries: QuerySet[] = [
-      { name: 'clean', description: 'test images (not calibration)', set: testSet, labelled: true, outlier: false },
-    ];
-    const other = otherDataset(dataset);
-    if (other && 'data' in other) {
-      const set = pixelsOf(other.data.test, other.data.imageShape, range(0, Math.min(few, other.data.test.count)));
-      queries.push({ name: other.name, description: `${other.name} test images`, set, labelled: false, outlier: true });
-    } else if (other) log(`outlier set left out: ${other.skipped}`);
-    if (shape[0] === shape[1])
-      queries.push({
-        name: 'rotated',
-        description: 'test images turned 90 degrees',
-        set: rotated90(sampled, shape),
-        labelled: false,
-        outlier: true,
-      });
-    if (shape[0] === 28 && shape[1] === 28 && shape[2] === 1) {
-      try {
-        const letters = renderedLetters(shape);
-        queries.push({
-          name: 'letters',
-          description: `letters A-J in ${letters.fonts} Debian fonts (a stand-in for notMNIST)`,
-          set: letters,
-          labelled: false,
-          outlier: true,
-        });
-      } catch (error) {
-        if (!(error instanceof InputError)) throw error;
-        log(`outlier set left out: ${error.message}`);
-      }
-    }
-    queries.push({
-      name: 'noise',
-      description: 'uniform noise in [0, 1]',
-      set: uniformNoise(few, shape, seed),
-      labelled: false,
-      outlier: true,
-    });
-    for (const e of eps) {
-      queries.push({
-        name: `fgsm-${e}`,
-        description: `FGSM eps ${e} on test images (clipped to [0, 1])`,
-        set: fgsm(net, sampled, shape, norm, e),
-        labelled: true,
-        outlier: true,
-      });
-    }
-    if (checked.pgdSteps > 0) {
-      for (const e of eps) {
-        progress?.(`PGD eps ${e}`, 0, 1);
-        queries.push({
-          name: `pgd-${e}`,
-          description: `PGD eps ${e}, ${checked.pgdSteps} steps of 2.5 eps / steps from a random start (L-infinity, [0, 1])`,
-          set: pgd(net, sampled, shape, norm, e, pgdOptions),
-          labelled: true,
-          outlier: true,
-        });
-        progress?.(`PGD eps ${e}`, 1, 1);
-      }
-    }
+    const queries = querySets(
+      { net, dataset, shape, norm, seed, eps, pgdSteps: checked.pgdSteps, few },
+      testSet,
+      sampled,
+      log,
+      progress,
+    );
     log(`query sets: ${queries.map((q) => `${q.name} ${q.set.count}`).join(', ')}`);
     const all = concatSets(queries.map((q) => q.set));
     const allProbe = probe(net, all, shape, norm, probed);

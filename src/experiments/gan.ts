@@ -18,16 +18,14 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { epochOrder } from '../data/batches.js';
-import { pixelsOf } from '../data/outliers.js';
-import { defaultDataDir, getDatasetSpec, loadDataset, type Dataset, type ImageSplit } from '../data/datasets.js';
+import { defaultDataDir, getDatasetSpec, loadDataset } from '../data/datasets.js';
 import { InputError } from '../errors.js';
 import { writeJsonAtomic, writeAtomic } from '../io/atomic.js';
 import { DISTANCES, type DistanceName } from '../loss/distance.js';
-import { snnlAtTemperatures } from '../loss/sweep.js';
-import { optimalTemperature, snnlCeiling } from '../loss/temperature.js';
 import { buildGan, type Gan } from '../models/gan.js';
-import type { Network } from '../models/models.js';
-import { permutation, seededRandom } from '../random.js';
+import { GanProbe, imagesOf, type Classifier, type RepresentationRecord } from './gan-probe.js';
+
+export { GanProbe, imagesOf, probeIndices, type RepresentationRecord } from './gan-probe.js';
 import { loadCheckpoint, saveCheckpoint, type NamedTensor } from '../training/checkpoint.js';
 import { ganStep } from '../training/gan-step.js';
 import { FusedAdamOptimizer } from '../training/optimizer.js';
@@ -78,13 +76,6 @@ export const POSTER_GAN = [
   { step: 800, snnl: 0.6208 },
   { step: 2000, snnl: 0.6487 },
 ];
-
-export interface RepresentationRecord {
-  optimalTemperature: number;
-  optimalLoss: number;
-  /** SNNL at each fixed temperature, keyed by the temperature as written. */
-  fixed: Record<string, number>;
-}
 
 export interface GanRecord {
   step: number;
@@ -212,104 +203,6 @@ export function readGanRecords(dir: string): GanRecord[] {
 
 /** The seeds of the codes a step draws (the discriminator's and the generator's), and of the probe's code. */
 const noiseSeed = (seed: number, step: number, which: 0 | 1) => (seed * 2654435761 + step * 2 + which) % 2147483647;
-const probeCodeSeed = (seed: number) => seed * 7 + 11;
-
-/** Pixels in [0, 1] of the images at `indices` of a split, as an NHWC tensor. */
-export function imagesOf(split: ImageSplit, shape: [number, number, number], indices: ArrayLike<number>): tf.Tensor4D {
-  return tf.tensor4d(pixelsOf(split, shape, indices).pixels, [indices.length, ...shape]);
-}
-
-/** The probe's held-out real images: a seeded choice of the test split. */
-export function probeIndices(dataset: Dataset, size: number, seed: number): Int32Array {
-  return permutation(dataset.test.count, seededRandom(seed * 31 + 5)).slice(0, size);
-}
-
-interface Classifier {
-  net: Network;
-  mean: number;
-  std: number;
-}
-
-/** The probe of a study: real images, a fixed code, and the representations it is measured in. */
-export class GanProbe {
-  readonly real: tf.Tensor4D;
-  readonly code: tf.Tensor2D;
-  readonly labels: Int32Array;
-
-  constructor(
-    dataset: Dataset,
-    private readonly config: GanConfig,
-    private readonly gan: Gan,
-    private readonly classifier?: Classifier,
-  ) {
-    const n = config.probeSize;
-    this.real = imagesOf(dataset.test, dataset.imageShape, probeIndices(dataset, n, config.seed));
-    this.code = tf.randomNormal([n, config.codeSize], 0, 1, 'float32', probeCodeSeed(config.seed)) as tf.Tensor2D;
-    this.labels = Int32Array.from({ length: 2 * n }, (_, k) => (k < n ? 0 : 1));
-  }
-
-  /** The probe's images now: real ones first, then generated ones. */
-  images(): tf.Tensor4D {
-    return tf.tidy(() => tf.concat([this.real, this.gan.generator.predict(this.code) as tf.Tensor4D], 0));
-  }
-
-  /** Each representation of the probe's images (flattened rows), by name; the caller disposes them. */
-  representations(images: tf.Tensor4D): { named: Map<string, tf.Tensor2D>; scores: tf.Tensor } {
-    const rows = images.shape[0];
-    const named = new Map<string, tf.Tensor2D>();
-    named.set('pixels', tf.reshape(images, [rows, -1]));
-    const [d1, d2, logit] = this.gan.discriminator.predict(images, { batchSize: 250 }) as tf.Tensor[];
-    this.gan.discriminatorLayers.forEach((name, k) =>
-      named.set(`discriminator/${name}`, tf.reshape([d1, d2][k]!, [rows, -1])),
-    );
-    tf.dispose([d1, d2]);
-    const scores = tf.tidy(() => tf.sigmoid(tf.reshape(logit!, [-1])));
-    logit!.dispose();
-    if (this.classifier) {
-      const { net, mean, std } = this.classifier;
-      const x = tf.tidy(() => tf.div(tf.sub(images, mean), std));
-      const outputs = net.model.predict(x, { batchSize: 250 }) as tf.Tensor[];
-      x.dispose();
-      net.hiddenLayers.forEach((name, k) => named.set(`classifier/${name}`, tf.reshape(outputs[k]!, [rows, -1])));
-      tf.dispose(outputs);
-    }
-    return { named, scores };
-  }
-
-  /** One measurement of every representation. */
-  measure(): Pick<GanRecord, 'realScore' | 'fakeScore' | 'ceiling' | 'representations'> {
-    const images = this.images();
-    const { named, scores } = this.representations(images);
-    images.dispose();
-    const n = this.config.probeSize;
-    const s = scores.dataSync();
-    scores.dispose();
-    const representations: Record<string, RepresentationRecord> = {};
-    const options = { distance: this.config.distance, preset: 'stable' as const, checkFinite: false };
-    try {
-      for (const [name, h] of named) {
-        const best = optimalTemperature(h, this.labels, options);
-        const { losses } = snnlAtTemperatures(h, this.labels, this.config.temperatures, options);
-        const fixed = Object.fromEntries(this.config.temperatures.map((t, k) => [String(t), losses[k]!]));
-        representations[name] = { optimalTemperature: best.temperature, optimalLoss: best.loss, fixed };
-      }
-    } finally {
-      tf.dispose([...named.values()]);
-    }
-    let real = 0;
-    let fake = 0;
-    for (let k = 0; k < n; k++) {
-      real += s[k]! / n;
-      fake += s[n + k]! / n;
-    }
-    return { realScore: real, fakeScore: fake, ceiling: snnlCeiling(this.labels), representations };
-  }
-
-  dispose(): void {
-    tf.dispose([this.real, this.code]);
-  }
-}
-
 interface GanCheckpointMeta {
   step: number;
   records: GanRecord[];

@@ -1,22 +1,30 @@
 /**
- * SNNL for any tf.LayersModel: `trainWithSnnl` trains a user's own classifier with SNNL on the layers
- * they name (total = cross-entropy + factor x sum of SNNL), through the same loop as the command line,
- * and `measureLayers` measures the entanglement of every named layer. Both run in Node and in the
+ * SNNL for any tf.LayersModel: `trainWithSnnl` trains a user's own model with SNNL on the layers they
+ * name (total = main loss + factor x sum of SNNL; the main loss cross-entropy by default, or any loss),
+ * through the same loop as the command line (data handling: user-data.ts). It runs in Node and in the
  * browser; the model stays a normal tf.LayersModel (save and load it as usual).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Batch } from '../data/batches.js';
 import { InputError } from '../errors.js';
 import type { DistanceName } from '../loss/distance.js';
 import type { PresetName } from '../loss/presets.js';
-import { permutation, seededRandom, STREAMS } from '../random.js';
 import type { Network } from '../models/models.js';
 import { layerEntanglement } from './evaluate.js';
 import { trainingTerm, unboundedWhenEntangling } from './entangling.js';
-import { snnlLayers, temperatureAt, trainLoop, type BatchSource, type EpochMetrics } from './loop.js';
+import { snnlLayers, temperatureAt, trainLoop, type EpochMetrics } from './loop.js';
 import { FusedAdamOptimizer } from './optimizer.js';
 import { TfjsCallbackDriver, type TfjsCallbacks } from './callbacks.js';
 import { primaryLoss } from './step.js';
+import {
+  batchSource,
+  classIds,
+  targetsAndLabels,
+  type LabelInput,
+  type LabelledBatch,
+  type TrainingData,
+} from './user-data.js';
+
+export { classIds, type LabelInput, type LabelledBatch, type TrainingData } from './user-data.js';
 import { combinedLoss, resolveLosses, type LossFunction, type LossOption } from './losses.js';
 
 const warned = new Set<string>();
@@ -26,30 +34,6 @@ function warnOnce(message: string): void {
   warned.add(message);
   console.warn(`snnl: warning: ${message}`);
 }
-
-/** Labels: class ids (a 1-D tensor or array of whole numbers) or one-hot rows (a 2-D tensor). */
-export type LabelInput = tf.Tensor | ArrayLike<number>;
-
-/**
- * One batch a user's data yields: inputs x, and y, the main loss's targets (class ids or one-hot rows by
- * default; with `loss`, whatever that loss takes: a tensor, or one per output). `labels`: the class ids
- * SNNL groups by, where y holds no class ids (regression, several outputs); default the classes of y.
- */
-export interface LabelledBatch {
-  x: tf.Tensor;
-  y: LabelInput | tf.Tensor[];
-  labels?: LabelInput;
-}
-
-/**
- * Training data: tensors (split into shuffled batches of `batchSize` every epoch), a tf.data.Dataset of
- * {x, y} batches, or a function giving each epoch's batches (an iterable or async iterable). Batches that
- * a dataset or function yields are disposed after their step, as model.fitDataset does.
- */
-export type TrainingData =
-  | LabelledBatch
-  | tf.data.Dataset<{ x: tf.Tensor; y: tf.Tensor | tf.Tensor[]; labels?: tf.Tensor }>
-  | ((epoch: number) => Iterable<LabelledBatch> | AsyncIterable<LabelledBatch>);
 
 export interface TrainWithSnnlOptions {
   /** a in total = main loss + a x SNNL term; a < 0 entangles the classes, a > 0 pulls them apart. */
@@ -110,24 +94,6 @@ export interface TrainWithSnnlOptions {
 
 /** Each epoch's record, and beside them (`.history`) the tf.History of tfjs's logs, as model.fit returns. */
 export type SnnlHistory = EpochMetrics[] & { history: tf.History };
-
-/** Class ids from labels given as ids or as one-hot rows. */
-export function classIds(y: LabelInput, rows: number, subject: string): Int32Array {
-  let values: ArrayLike<number>;
-  if (y instanceof tf.Tensor) {
-    if (y.rank === 2) values = tf.tidy(() => tf.argMax(y, 1)).dataSync();
-    else if (y.rank === 1) values = y.dataSync();
-    else throw new InputError(subject, `expected class ids [n] or one-hot rows [n, classes], got shape [${y.shape}]`);
-  } else values = y;
-  if (values.length !== rows) {
-    throw new InputError(subject, `has ${values.length} labels for ${rows} examples`);
-  }
-  const ids = Int32Array.from(values as ArrayLike<number>);
-  const bad = ids.findIndex((v, i) => v !== (values as ArrayLike<number>)[i] || v < 0);
-  if (bad >= 0)
-    throw new InputError(subject, `label ${bad} is ${(values as ArrayLike<number>)[bad]}; expected a class id from 0`);
-  return ids;
-}
 
 /** The output of the layer `name` of `model`, with errors that say what is wrong. */
 export function layerOutput(model: tf.LayersModel, name: string): tf.SymbolicTensor {
@@ -190,129 +156,6 @@ function classesOf(model: tf.LayersModel): number {
     );
   }
   return classes;
-}
-
-const isTensorList = (y: unknown): y is tf.Tensor[] => Array.isArray(y) && y[0] instanceof tf.Tensor;
-
-/** The loss's targets (one tensor per output) and SNNL's class ids of a user's batch, for a loss of their own. */
-function targetsAndLabels(item: LabelledBatch, outputs: number, subject: string) {
-  const rows = item.x.shape[0]!;
-  const targets = isTensorList(item.y) ? item.y : [item.y];
-  if (targets.length !== outputs || !targets.every((t) => t instanceof tf.Tensor))
-    throw new InputError(
-      `${subject}.y`,
-      `expected ${outputs === 1 ? 'a tensor' : `${outputs} tensors (one per output)`} of targets`,
-    );
-  targets.forEach((t, k) => {
-    if ((t as tf.Tensor).shape[0] !== rows)
-      throw new InputError(`${subject}.y`, `target ${k} has ${(t as tf.Tensor).shape[0]} rows for ${rows} examples`);
-  });
-  let labels: Int32Array;
-  if (item.labels !== undefined) labels = classIds(item.labels, rows, `${subject}.labels`);
-  else {
-    try {
-      // Targets that are class ids themselves: 1-D whole numbers, or one-hot rows (exactly one 1 a row).
-      const y = targets.length === 1 ? (targets[0] as tf.Tensor) : undefined;
-      const oneHot =
-        y?.rank === 2 &&
-        y.shape[1]! > 1 &&
-        tf.tidy(() => {
-          const zeroOne = tf.all(tf.logicalOr(tf.equal(y, 0), tf.equal(y, 1)));
-          return tf.logicalAnd(zeroOne, tf.all(tf.equal(tf.sum(y, 1), 1))).dataSync()[0] === 1;
-        });
-      if (!y || !(y.rank === 1 || oneHot)) throw new Error('no class ids');
-      labels = classIds(y, rows, `${subject}.y`);
-    } catch {
-      throw new InputError(
-        `${subject}.labels`,
-        "needed with this loss: the class ids SNNL groups by, one per example (y holds the loss's targets)",
-      );
-    }
-  }
-  return { targets: targets as tf.Tensor[], labels };
-}
-
-function toBatch(item: LabelledBatch, classes: number, network: Network): Batch {
-  if (!(item?.x instanceof tf.Tensor)) throw new InputError('data', 'each batch must be {x: tf.Tensor, y: labels}');
-  if (network.primary) {
-    const { targets, labels } = targetsAndLabels(item, network.primary.outputs, 'data');
-    if (item.labels instanceof tf.Tensor) item.labels.dispose();
-    return { x: item.x, y: tf.tensor1d(labels, 'int32'), labels, targets };
-  }
-  if (Array.isArray(item.y))
-    throw new InputError('data', 'y holds several tensors; give a loss per output (options.loss)');
-  const labels = classIds(item.y, item.x.shape[0]!, 'data');
-  const tooLarge = labels.findIndex((v) => v >= classes);
-  if (tooLarge >= 0)
-    throw new InputError('data', `label ${labels[tooLarge]} is not below the model's ${classes} classes`);
-  if (item.y instanceof tf.Tensor) item.y.dispose();
-  return { x: item.x, y: tf.tensor1d(labels, 'int32'), labels };
-}
-
-function batchSource(
-  data: TrainingData,
-  options: TrainWithSnnlOptions,
-  classes: number,
-  network: Network,
-): BatchSource {
-  if (typeof data === 'function') {
-    return {
-      classes,
-      async *batches(epoch) {
-        for await (const item of data(epoch)) yield toBatch(item, classes, network);
-      },
-    };
-  }
-  if (data instanceof tf.data.Dataset) {
-    return {
-      classes,
-      async *batches() {
-        const iterator = await data.iterator();
-        for (let next = await iterator.next(); !next.done; next = await iterator.next())
-          yield toBatch(next.value, classes, network);
-      },
-    };
-  }
-  if (!(data?.x instanceof tf.Tensor)) {
-    throw new InputError(
-      'data',
-      'expected {x, y} tensors, a tf.data.Dataset of {x, y}, or a function (epoch) => batches',
-    );
-  }
-  const { x } = data;
-  const n = x.shape[0]!;
-  const custom = network.primary ? targetsAndLabels(data, network.primary.outputs, 'data') : undefined;
-  if (!custom && isTensorList(data.y))
-    throw new InputError('data.y', 'holds several tensors; give a loss per output (options.loss)');
-  const labels = custom ? custom.labels : classIds(data.y as LabelInput, n, 'data.y');
-  const tooLarge = custom ? -1 : labels.findIndex((v) => v >= classes);
-  if (tooLarge >= 0)
-    throw new InputError('data.y', `label ${labels[tooLarge]} is not below the model's ${classes} classes`);
-  const batchSize = options.batchSize ?? 128;
-  if (!Number.isInteger(batchSize) || batchSize < 2) {
-    throw new InputError('batchSize', `expected a whole number of at least 2, got ${String(batchSize)}`);
-  }
-  if (n < batchSize) throw new InputError('batchSize', `${n} examples make no batch of ${batchSize}; lower it`);
-  const seed = options.seed ?? 1234;
-  const order = (epoch: number) => permutation(n, seededRandom(STREAMS.shuffle(seed, epoch)));
-  return {
-    classes,
-    batchCount: () => Math.floor(n / batchSize),
-    *batches(epoch) {
-      const shuffled = order(epoch);
-      for (let start = 0; start + batchSize <= n; start += batchSize) {
-        const indices = shuffled.subarray(start, start + batchSize);
-        const ids = Int32Array.from(indices, (i) => labels[i]!);
-        const picked = Array.from(indices);
-        yield {
-          x: tf.gather(x, picked),
-          y: tf.tensor1d(ids, 'int32'),
-          labels: ids,
-          ...(custom ? { targets: custom.targets.map((t) => tf.gather(t, picked)) } : {}),
-        };
-      }
-    },
-  };
 }
 
 /**
