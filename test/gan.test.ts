@@ -24,6 +24,10 @@ import {
 import { snnl } from '../src/loss/snnl.js';
 import { optimalTemperature } from '../src/loss/temperature.js';
 import { buildGan } from '../src/models/gan.js';
+import { buildNetwork } from '../src/models/models.js';
+import { createRun, saveRunState } from '../src/training/run-store.js';
+import { configFromFlags } from '../src/cli/train-flags.js';
+import { FusedAdamOptimizer } from '../src/training/optimizer.js';
 import { buildGanReport, closestToPoster } from '../src/report/gan.js';
 import { inputErrorMessage, onBackend } from './helpers.js';
 
@@ -277,4 +281,43 @@ describe('bad input exits 2 with one line before any work', () => {
     expect(inputErrorMessage(() => ganConfigFromFlags({ measureEvery: '0' }))).toMatch(/--measure-every/);
     expect(inputErrorMessage(() => ganConfigFromFlags({ beta1: '1' }))).toMatch(/--beta1: expected a number from 0/);
   });
+});
+
+describe("the generator's batch normalization and the quality records", () => {
+  it("'dcgan' normalizes before the generator's ReLUs; 'plain' is the earlier generator", () => {
+    const dcgan = buildGan({ codeSize: 16, imageShape: [28, 28, 1] }, 3);
+    const plain = buildGan({ codeSize: 16, imageShape: [28, 28, 1], generator: 'plain' }, 3);
+    const names = (g: tf.LayersModel) => g.layers.map((l) => l.name);
+    expect(names(dcgan.generator)).toEqual(expect.arrayContaining(['g_dense_bn', 'g_up1_bn']));
+    expect(names(plain.generator).some((n) => n.endsWith('_bn'))).toBe(false);
+    // plain: dense, up1 and image kernels and biases; dcgan: no bias before a normalization, 4 weights per one.
+    expect(plain.generator.weights).toHaveLength(6);
+    expect(dcgan.generator.weights).toHaveLength(12);
+    for (const g of [dcgan, plain]) {
+      g.generator.dispose();
+      g.discriminator.dispose();
+    }
+  });
+
+  it('a study with a classifier records the Fréchet distance and the confidence at every measurement', async () => {
+    const classifier = join(root, 'classifier');
+    const config = configFromFlags({ dataset: 'mnist', model: 'mlp', widths: '16', epochs: '1', trainSubset: '256' });
+    createRun(classifier, config, 'wasm');
+    const net = buildNetwork('mlp', [28, 28, 1], 10, config.seed, { widths: [16] });
+    await saveRunState(classifier, net, new FusedAdamOptimizer(0.001), { epoch: 1, history: [], multipliers: [1] });
+    net.model.dispose();
+    const dir = join(root, 'with-quality');
+    createGanStudy(dir, { ...SMALL, classifier }, 'wasm');
+    const records = await runGanStudy(dir, { quiet: true, log: () => undefined });
+    for (const r of records) {
+      expect(r.quality!.layer).toBe('fc1');
+      expect(r.quality!.frechet).toBeGreaterThan(0);
+      expect(Number.isFinite(r.quality!.frechet)).toBe(true);
+      expect(r.quality!.confidence).toBeGreaterThanOrEqual(0.1);
+      expect(r.quality!.confidence).toBeLessThanOrEqual(1);
+    }
+    const page = await buildGanReport(dir);
+    expect(page).toMatch(/quality/);
+    expect(existsSync(join(dir, 'quality.png'))).toBe(true);
+  }, 120_000);
 });

@@ -5,9 +5,10 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeBackend, useBackend } from '../engine/backend.js';
-import { InputError } from '../errors.js';
+import { checkOneOf, InputError } from '../errors.js';
 import { formatSeconds } from '../format.js';
 import { writeAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { GENERATOR_KINDS } from '../models/gan.js';
 import {
   checkGanConfig,
   createGanStudy,
@@ -32,6 +33,7 @@ export interface GanFlags {
   lr?: string;
   beta1?: string;
   codeSize?: string;
+  generator?: string;
   measureEvery?: string;
   probeSize?: string;
   temperatures?: string;
@@ -73,6 +75,7 @@ export function ganConfigFromFlags(flags: GanFlags): GanConfig {
       GAN_DEFAULTS.beta1,
     codeSize:
       parseNumberFlag(flags.codeSize, '--code-size', whole(1), 'a whole number above 0') ?? GAN_DEFAULTS.codeSize,
+    generator: checkOneOf(flags.generator ?? GAN_DEFAULTS.generator, GENERATOR_KINDS, '--generator'),
     measureEvery:
       parseNumberFlag(flags.measureEvery, '--measure-every', whole(1), 'a whole number of steps above 0') ??
       GAN_DEFAULTS.measureEvery,

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
+import { resumeFlags } from './resume.js';
 import { BACKENDS } from '../engine/backend.js';
 import { DISTANCES } from '../loss/distance.js';
 import { PRESETS } from '../loss/presets.js';
@@ -33,14 +34,6 @@ import { useBackend } from '../engine/backend.js';
 import { registerSummaryCommands } from './summaries.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-
-/** With --resume, only the flags the user typed count: defaults would look like changed settings. */
-function resumeFlags<F extends { resume?: string | undefined }>(flags: F, command: Command): F {
-  if (flags.resume === undefined) return flags;
-  return Object.fromEntries(
-    Object.entries(flags).filter(([k]) => ['cli', 'env'].includes(command.getOptionValueSource(k) ?? '')),
-  ) as F;
-}
 
 /** --backend, on every command that computes (`snnl datasets` only reads files). */
 const backendOption = (fallback?: string) => {
@@ -287,6 +280,7 @@ export function buildProgram(): Command {
     .option('--lr <rate>', 'Adam learning rate of both networks', '0.0002')
     .option('--beta1 <b>', "Adam's beta1", '0.5')
     .option('--code-size <n>', "size of the generator's normal code", '64')
+    .option('--generator <kind>', "'dcgan' (batch normalization before the generator's ReLUs) or 'plain'", 'dcgan')
     .option('--measure-every <n>', 'measure the probe every n steps (and at step 0)', '100')
     .option('--probe-size <n>', 'held-out real images in the probe, and as many generated ones', '500')
     .option('--temperatures <list>', 'fixed temperatures measured beside the optimal one', '1,10,100')

@@ -12,13 +12,26 @@ import { optimalTemperature, snnlCeiling } from '../loss/temperature.js';
 import type { Gan } from '../models/gan.js';
 import type { Network } from '../models/models.js';
 import { permutation, seededRandom } from '../random.js';
+import { frechetDistance } from '../analysis/frechet.js';
 
-/** One measurement: the discriminator's mean scores, the ceiling, and each representation's SNNL. */
+/**
+ * How good the generated images look to the trained classifier: the Fréchet distance between the real and
+ * the generated probe images in its last hidden layer (as FID does in Inception's), and its mean
+ * confidence (largest softmax probability) on the generated ones.
+ */
+export interface GanQuality {
+  layer: string;
+  frechet: number;
+  confidence: number;
+}
+
+/** One measurement: the discriminator's mean scores, the ceiling, each representation's SNNL, the quality. */
 export interface ProbeMeasurement {
   realScore: number;
   fakeScore: number;
   ceiling: number;
   representations: Record<string, RepresentationRecord>;
+  quality: GanQuality | null;
 }
 
 /** What the probe needs of the study's settings (a GanConfig has them). */
@@ -79,7 +92,11 @@ export class GanProbe {
   }
 
   /** Each representation of the probe's images (flattened rows), by name; the caller disposes them. */
-  representations(images: tf.Tensor4D): { named: Map<string, tf.Tensor2D>; scores: tf.Tensor } {
+  representations(images: tf.Tensor4D): {
+    named: Map<string, tf.Tensor2D>;
+    scores: tf.Tensor;
+    confidence?: tf.Tensor1D;
+  } {
     const rows = images.shape[0];
     const named = new Map<string, tf.Tensor2D>();
     named.set('pixels', tf.reshape(images, [rows, -1]));
@@ -96,7 +113,12 @@ export class GanProbe {
       const outputs = net.model.predict(x, { batchSize: 250 }) as tf.Tensor[];
       x.dispose();
       net.hiddenLayers.forEach((name, k) => named.set(`classifier/${name}`, tf.reshape(outputs[k]!, [rows, -1])));
+      const last = outputs.at(-1)!;
+      const confidence = tf.tidy(() =>
+        tf.max(net.output === 'probabilities' ? last : tf.softmax(last), 1),
+      ) as tf.Tensor1D;
       tf.dispose(outputs);
+      return { named, scores, confidence };
     }
     return { named, scores };
   }
@@ -104,9 +126,25 @@ export class GanProbe {
   /** One measurement of every representation. */
   measure(): ProbeMeasurement {
     const images = this.images();
-    const { named, scores } = this.representations(images);
+    const { named, scores, confidence } = this.representations(images);
     images.dispose();
     const n = this.config.probeSize;
+    let quality: GanQuality | null = null;
+    if (this.classifier && confidence) {
+      const layer = this.classifier.net.hiddenLayers.at(-1)!;
+      const h = named.get(`classifier/${layer}`)!;
+      const dim = h.shape[1];
+      const values = h.dataSync();
+      const c = confidence.dataSync();
+      let mean = 0;
+      for (let k = n; k < 2 * n; k++) mean += c[k]! / n;
+      quality = {
+        layer,
+        frechet: frechetDistance(values.subarray(0, n * dim), n, values.subarray(n * dim, 2 * n * dim), n, dim),
+        confidence: mean,
+      };
+    }
+    confidence?.dispose();
     const s = scores.dataSync();
     scores.dispose();
     const representations: Record<string, RepresentationRecord> = {};
@@ -127,7 +165,7 @@ export class GanProbe {
       real += s[k]! / n;
       fake += s[n + k]! / n;
     }
-    return { realScore: real, fakeScore: fake, ceiling: snnlCeiling(this.labels), representations };
+    return { realScore: real, fakeScore: fake, ceiling: snnlCeiling(this.labels), representations, quality };
   }
 
   dispose(): void {

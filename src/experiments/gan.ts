@@ -22,10 +22,10 @@ import { defaultDataDir, getDatasetSpec, loadDataset } from '../data/datasets.js
 import { InputError } from '../errors.js';
 import { writeJsonAtomic, writeAtomic } from '../io/atomic.js';
 import { DISTANCES, type DistanceName } from '../loss/distance.js';
-import { buildGan, type Gan } from '../models/gan.js';
-import { GanProbe, imagesOf, type Classifier, type RepresentationRecord } from './gan-probe.js';
+import { buildGan, type Gan, type GeneratorKind } from '../models/gan.js';
+import { GanProbe, imagesOf, type Classifier, type GanQuality, type RepresentationRecord } from './gan-probe.js';
 
-export { GanProbe, imagesOf, probeIndices, type RepresentationRecord } from './gan-probe.js';
+export { GanProbe, imagesOf, probeIndices, type GanQuality, type RepresentationRecord } from './gan-probe.js';
 import { loadCheckpoint, saveCheckpoint, type NamedTensor } from '../training/checkpoint.js';
 import { ganStep } from '../training/gan-step.js';
 import { FusedAdamOptimizer } from '../training/optimizer.js';
@@ -40,6 +40,11 @@ export interface GanConfig {
   lr: number;
   beta1: number;
   codeSize: number;
+  /**
+   * 'dcgan': batch normalization before the generator's ReLUs (Radford et al. 2016); 'plain': the earlier
+   * generator without it. Absent in studies from before the option: 'plain'.
+   */
+  generator?: GeneratorKind;
   /** Measure the probe every this many steps (and at step 0 and the last step). */
   measureEvery: number;
   /** Real images in the probe; as many generated ones. */
@@ -61,6 +66,7 @@ export const GAN_DEFAULTS = {
   lr: 2e-4,
   beta1: 0.5,
   codeSize: 64,
+  generator: 'dcgan' as GeneratorKind,
   measureEvery: 100,
   probeSize: 500,
   temperatures: [1, 10, 100],
@@ -90,6 +96,8 @@ export interface GanRecord {
   /** Training seconds so far (not counting measurements). */
   seconds: number;
   representations: Record<string, RepresentationRecord>;
+  /** The generator's quality in the classifier's eyes (with --classifier; absent in older studies). */
+  quality?: GanQuality | null;
 }
 
 export interface StoredGanConfig {
@@ -270,7 +278,10 @@ export async function runGanStudy(dir: string, options: GanStudyOptions = {}): P
   const { config } = readGanConfig(dir);
   const files = ganFiles(dir);
   const dataset = loadDataset(config.dataset, config.dataDir);
-  const gan = buildGan({ codeSize: config.codeSize, imageShape: dataset.imageShape }, config.seed);
+  const gan = buildGan(
+    { codeSize: config.codeSize, imageShape: dataset.imageShape, generator: config.generator ?? 'plain' },
+    config.seed,
+  );
   const optimizers: [tf.Optimizer, tf.Optimizer] = [
     new FusedAdamOptimizer(config.lr, config.beta1),
     new FusedAdamOptimizer(config.lr, config.beta1),
@@ -311,7 +322,10 @@ export async function runGanStudy(dir: string, options: GanStudyOptions = {}): P
         const values = Object.entries(measured.representations)
           .map(([name, r]) => `${name} ${r.optimalLoss.toFixed(3)}`)
           .join(', ');
-        log(`step ${step}: SNNL at the optimal T (ceiling ${measured.ceiling.toFixed(3)}): ${values}`);
+        const quality = measured.quality
+          ? `; Fréchet distance ${measured.quality.frechet.toFixed(2)}, classifier confidence ${measured.quality.confidence.toFixed(3)}`
+          : '';
+        log(`step ${step}: SNNL at the optimal T (ceiling ${measured.ceiling.toFixed(3)}): ${values}${quality}`);
       }
     };
     if (step === 0 && records.length === 0) {
@@ -373,7 +387,10 @@ export async function runGanStudy(dir: string, options: GanStudyOptions = {}): P
 export async function loadSnapshot(dir: string, step: number): Promise<Gan> {
   const { config } = readGanConfig(dir);
   const spec = getDatasetSpec(config.dataset);
-  const gan = buildGan({ codeSize: config.codeSize, imageShape: spec.imageShape }, config.seed);
+  const gan = buildGan(
+    { codeSize: config.codeSize, imageShape: spec.imageShape, generator: config.generator ?? 'plain' },
+    config.seed,
+  );
   await restoreGan(ganFiles(dir).snapshot(step), gan);
   return gan;
 }

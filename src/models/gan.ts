@@ -2,7 +2,9 @@
  * The small DCGAN of the real-vs-generated study (src/experiments/gan.ts): a generator from a normal code
  * through a dense layer and two stride-2 transposed convolutions to 28x28 pixels in [0, 1], and a
  * discriminator of two stride-2 convolutions with LeakyReLU and a dense output (one logit: real).
- * Weights are drawn from N(0, 0.02) (the DCGAN paper's), seeded, biases zero.
+ * Weights are drawn from N(0, 0.02) (the DCGAN paper's), seeded, biases zero. The 'dcgan' generator (the
+ * default) normalizes the dense layer's and the first transposed convolution's outputs by batch
+ * normalization before their ReLU, as Radford et al. (2016) do; 'plain' is the earlier generator without it.
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
@@ -12,7 +14,12 @@ export interface GanShape {
   codeSize: number;
   /** The images' height, width and channels; height and width divisible by 4. */
   imageShape: [number, number, number];
+  /** 'dcgan' (batch normalization before the generator's ReLUs; default) or 'plain' (none). */
+  generator?: GeneratorKind;
 }
+
+export const GENERATOR_KINDS = ['dcgan', 'plain'] as const;
+export type GeneratorKind = (typeof GENERATOR_KINDS)[number];
 
 export interface Gan {
   generator: tf.LayersModel;
@@ -35,15 +42,41 @@ export function buildGan(shape: GanShape, seed: number): Gan {
     biasInitializer: 'zeros' as const,
   });
   const code = tf.input({ shape: [shape.codeSize], name: 'code' });
+  const normalized = (shape.generator ?? 'dcgan') === 'dcgan';
+  // With batch normalization, a ReLU after it (the layer's own bias is then redundant, as in DCGAN).
+  const relu = (x: tf.SymbolicTensor, name: string) =>
+    normalized
+      ? (tf.layers
+          .activation({ activation: 'relu', name: `${name}_relu` })
+          .apply(
+            tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, name: `${name}_bn` }).apply(x),
+          ) as tf.SymbolicTensor)
+      : x;
   let g = tf.layers
-    .dense({ units: (h / 4) * (w / 4) * 128, activation: 'relu', name: 'g_dense', ...init(0) })
-    .apply(code);
-  g = tf.layers.reshape({ targetShape: [h / 4, w / 4, 128], name: 'g_reshape' }).apply(g);
-  const up = (filters: number, activation: 'relu' | 'sigmoid', name: string, x: tf.SymbolicTensor) =>
+    .dense({
+      units: (h / 4) * (w / 4) * 128,
+      activation: normalized ? 'linear' : 'relu',
+      useBias: !normalized,
+      name: 'g_dense',
+      ...init(0),
+    })
+    .apply(code) as tf.SymbolicTensor;
+  g = relu(g, 'g_dense');
+  g = tf.layers.reshape({ targetShape: [h / 4, w / 4, 128], name: 'g_reshape' }).apply(g) as tf.SymbolicTensor;
+  const up = (filters: number, activation: 'relu' | 'sigmoid' | 'linear', name: string, x: tf.SymbolicTensor) =>
     tf.layers
-      .conv2dTranspose({ filters, kernelSize: 4, strides: 2, padding: 'same', activation, name, ...init(0) })
+      .conv2dTranspose({
+        filters,
+        kernelSize: 4,
+        strides: 2,
+        padding: 'same',
+        activation,
+        useBias: activation !== 'linear',
+        name,
+        ...init(0),
+      })
       .apply(x) as tf.SymbolicTensor;
-  const g1 = up(64, 'relu', 'g_up1', g as tf.SymbolicTensor);
+  const g1 = normalized ? relu(up(64, 'linear', 'g_up1', g), 'g_up1') : up(64, 'relu', 'g_up1', g);
   const image = up(c, 'sigmoid', 'g_image', g1);
   const generator = tf.model({ inputs: code, outputs: image, name: 'generator' });
 

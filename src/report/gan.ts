@@ -164,6 +164,47 @@ export function ganLossesSpec(records: GanRecord[]): TopLevelSpec {
   } as TopLevelSpec;
 }
 
+/**
+ * SNNL of the probe (optimal temperature, each representation) against the generator's quality: the
+ * Fréchet distance in the classifier's last hidden layer (left; lower is better), and the classifier's
+ * confidence on generated images (right); one point per measurement, in step order.
+ */
+export function ganQualitySpec(records: GanRecord[]): TopLevelSpec {
+  const rows: Row[] = [];
+  for (const r of records) {
+    if (!r.quality) continue;
+    for (const [name, rep] of Object.entries(r.representations))
+      rows.push({
+        step: r.step,
+        representation: name,
+        snnl: rep.optimalLoss,
+        frechet: r.quality.frechet,
+        confidence: r.quality.confidence,
+      });
+  }
+  const panel = (field: string, title: string) => ({
+    width: 300,
+    height: 220,
+    mark: { type: 'line', point: { size: 14 } },
+    encoding: {
+      x: { field, type: 'quantitative', title, scale: { zero: false } },
+      y: { field: 'snnl', type: 'quantitative', title: 'SNNL at the optimal temperature' },
+      order: { field: 'step', type: 'quantitative' },
+      color: { field: 'representation', type: 'nominal', title: null },
+    },
+  });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: "SNNL of real against generated images against the generator's quality (one point per measurement)",
+    data: { values: rows },
+    hconcat: [
+      panel('frechet', "Fréchet distance in the classifier's last hidden layer"),
+      panel('confidence', "the classifier's mean confidence on generated images"),
+    ],
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
 /** t-SNE of the probe (real 0, generated 1) at each snapshot step, one panel per step. */
 export function ganTsneSpec(rows: Row[], representation: string): TopLevelSpec {
   const panels = [...new Set(rows.map((r) => String(r['panel'])))];
@@ -245,6 +286,12 @@ export async function buildGanReport(dir: string, options: GanReportOptions = {}
     caption: 'The same at each fixed temperature',
   });
   figures.push({ name: 'losses', svg: await toSvg(ganLossesSpec(records)), caption: 'Losses and scores' });
+  if (records.some((r) => r.quality))
+    figures.push({
+      name: 'quality',
+      svg: await toSvg(ganQualitySpec(records)),
+      caption: "SNNL against the generator's quality (Fréchet distance and confidence in the classifier's eyes)",
+    });
   const ranked = closestToPoster(records);
   const available = Object.keys(records[0]!.representations);
   if (options.tsne !== undefined && !available.includes(options.tsne)) {

@@ -21,9 +21,11 @@ export function ganStep(
   seeds: [number, number],
 ): GanStepResult {
   const b = real.shape[0]!;
+  // Generated in training mode, as the generator's own step does: batch normalization (the dcgan generator)
+  // uses the batch's statistics; layers without it compute the same either way.
   const fake = tf.tidy(() => {
     const z = tf.randomNormal([b, codeSize], 0, 1, 'float32', seeds[0]);
-    return gan.generator.predict(z) as tf.Tensor;
+    return gan.generator.apply(z, { training: true }) as tf.Tensor;
   });
   let dLoss: tf.Scalar;
   try {
