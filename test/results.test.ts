@@ -11,6 +11,8 @@ import { tableCells, tableMarkdown } from '../src/experiments/reproduce.js';
 import { findRuns } from '../src/report/report.js';
 import { readHistory } from '../src/training/run-store.js';
 import { trendMarkdown, trendRuns } from '../src/report/trend.js';
+import { dknnSummaryMarkdown, findStudies, readStudy, summarizeStudies } from '../src/experiments/dknn-summary.js';
+import { pairedDifferences, pairedMarkdown } from '../src/experiments/dknn-paired.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const RESULTS = join(ROOT, 'results');
@@ -56,6 +58,18 @@ describe('committed results', () => {
     expect(runs.map((r) => r.run)).toEqual(['s1234', 's42', 's73']);
     expect(trendMarkdown(runs)).toBe(readFileSync(join(dir, 'trend.md'), 'utf8'));
     expect(JSON.parse(JSON.stringify(runs))).toEqual(JSON.parse(readFileSync(join(dir, 'trend.json'), 'utf8')));
+  });
+
+  it('dknn-reference: table.md and table.json follow from its dknn.json files (snnl dknn-summary)', () => {
+    const dir = join(RESULTS, 'dknn-reference');
+    if (!existsSync(join(dir, 'table.md'))) return;
+    const studies = findStudies(dir).map(readStudy);
+    const rows = summarizeStudies(studies);
+    const paired = pairedDifferences(studies);
+    expect(dknnSummaryMarkdown(rows) + pairedMarkdown(paired)).toBe(readFileSync(join(dir, 'table.md'), 'utf8'));
+    expect(JSON.parse(JSON.stringify({ rows, paired }))).toEqual(
+      JSON.parse(readFileSync(join(dir, 'table.json'), 'utf8')),
+    );
   });
 
   it('no committed file is over 2 MB', () => {

@@ -12,6 +12,7 @@ import { getPreset, type PresetName } from '../loss/presets.js';
 import { snnlAtTemperatures } from '../loss/sweep.js';
 import { optimalTemperature, type OptimalTemperature } from '../loss/temperature.js';
 import { retrievalMetrics, type RetrievalMetrics } from '../analysis/retrieval.js';
+import { EXACT_TOLERANCE, exactDistances, exactLoss, exactOptimalTemperature, gramError } from '../loss/exact.js';
 
 export interface MeasureFlags {
   distance?: string;
@@ -38,6 +39,11 @@ export interface Measurement {
   optimal?: OptimalTemperature;
   rowsWithoutPartner: number;
   rowsCounted: number;
+  /**
+   * Where the float32 form's estimated error at this temperature was too large (an outlying row or value):
+   * the loss recomputed in float64 from direct differences, and that estimate.
+   */
+  exact?: { float32Error: number };
   /** precision@1 and MAP@R by the same distance (null with --no-retrieval; why, where too large). */
   retrieval: RetrievalMetrics | { leftOut: string } | null;
 }
@@ -119,9 +125,25 @@ export async function measure(embeddingsPath: string, labelsPath: string, flags:
     let optimal: OptimalTemperature | undefined;
     if (temperature === 'optimal') optimal = optimalTemperature(x, labels, options);
     const used = optimal?.temperature ?? (temperature as number);
+    // (the exact path below may move the optimum: `optimal` is reassigned there)
     // The search already took the loss at its temperature: no second pass over the data for it.
     const details = snnlAtTemperatures(x, labels, optimal ? [] : [used], options);
-    const loss = optimal?.loss ?? details.losses[0]!;
+    let loss = optimal?.loss ?? details.losses[0]!;
+    let exact: Measurement['exact'];
+    const presetName = options.preset ?? DEFAULTS.preset;
+    const distanceName = options.distance ?? getPreset(presetName).distances[0]!;
+    const width = embeddings.values.length / rows;
+    // Where the float32 Gram form cannot resolve these scales at this temperature: float64, exactly.
+    const float32Error = gramError(embeddings.values, rows, width, used, distanceName);
+    if (float32Error > EXACT_TOLERANCE * Math.max(1, Math.abs(loss))) {
+      const distances = exactDistances(embeddings.values, rows, width, distanceName);
+      if (optimal) {
+        const best = exactOptimalTemperature(distances, labels, presetName);
+        optimal = { ...optimal, temperature: best.temperature, loss: best.loss, atBoundary: best.atBoundary };
+        loss = best.loss;
+      } else loss = exactLoss(distances, labels, used, presetName).loss;
+      exact = { float32Error };
+    }
     // Never a NaN printed with exit 0: the checks above should make this unreachable.
     if (!Number.isFinite(loss)) {
       throw new Error(`the loss of ${embeddingsPath} came out ${loss} at temperature ${used}; please report it`);
@@ -148,8 +170,9 @@ export async function measure(embeddingsPath: string, labelsPath: string, flags:
       preset,
       distance,
       backend,
-      temperature: used,
+      temperature: optimal?.temperature ?? used,
       loss,
+      ...(exact ? { exact } : {}),
       ...(optimal ? { optimal } : {}),
       rowsWithoutPartner: details.rowsWithoutPartner,
       rowsCounted: details.rowsCounted,
@@ -173,6 +196,10 @@ export function formatMeasurement(m: Measurement): string {
   if (m.optimal?.atBoundary) {
     lines.push('  note                 the minimum lies at the edge of the range searched; the loss may fall further');
   }
+  if (m.exact)
+    lines.push(
+      `  computed in float64   the features span scales the float32 distances cannot resolve here (their estimated error ${fmt(m.exact.float32Error)}): every distance from direct differences`,
+    );
   const without = m.rowsWithoutPartner;
   const how = m.preset === 'stable' ? 'left out of the mean' : 'each counted as -log(1e-5)';
   lines.push(`  rows without a same-class partner: ${without}${without > 0 ? ` (${how})` : ''}`);
