@@ -125,32 +125,29 @@ export async function measure(embeddingsPath: string, labelsPath: string, flags:
     let optimal: OptimalTemperature | undefined;
     if (temperature === 'optimal') optimal = optimalTemperature(x, labels, options);
     const used = optimal?.temperature ?? (temperature as number);
-    // (the exact path below may move the optimum: `optimal` is reassigned there)
     // The search already took the loss at its temperature: no second pass over the data for it.
     const details = snnlAtTemperatures(x, labels, optimal ? [] : [used], options);
     let loss = optimal?.loss ?? details.losses[0]!;
+    const preset = options.preset ?? DEFAULTS.preset;
+    const distance = options.distance ?? getPreset(preset).distances[0]!;
+    const features = embeddings.values.length / rows;
+    // Where the float32 Gram form cannot resolve these scales at this temperature: float64, exactly (the
+    // optimum may move there: `optimal` is replaced).
     let exact: Measurement['exact'];
-    const presetName = options.preset ?? DEFAULTS.preset;
-    const distanceName = options.distance ?? getPreset(presetName).distances[0]!;
-    const width = embeddings.values.length / rows;
-    // Where the float32 Gram form cannot resolve these scales at this temperature: float64, exactly.
-    const float32Error = gramError(embeddings.values, rows, width, used, distanceName);
+    const float32Error = gramError(embeddings.values, rows, features, used, distance);
     if (float32Error > EXACT_TOLERANCE * Math.max(1, Math.abs(loss))) {
-      const distances = exactDistances(embeddings.values, rows, width, distanceName);
+      const distances = exactDistances(embeddings.values, rows, features, distance);
       if (optimal) {
-        const best = exactOptimalTemperature(distances, labels, presetName);
+        const best = exactOptimalTemperature(distances, labels, preset);
         optimal = { ...optimal, temperature: best.temperature, loss: best.loss, atBoundary: best.atBoundary };
         loss = best.loss;
-      } else loss = exactLoss(distances, labels, used, presetName).loss;
+      } else loss = exactLoss(distances, labels, used, preset).loss;
       exact = { float32Error };
     }
     // Never a NaN printed with exit 0: the checks above should make this unreachable.
     if (!Number.isFinite(loss)) {
       throw new Error(`the loss of ${embeddingsPath} came out ${loss} at temperature ${used}; please report it`);
     }
-    const preset = options.preset ?? DEFAULTS.preset;
-    const distance = options.distance ?? getPreset(preset).distances[0]!;
-    const features = embeddings.values.length / rows;
     let retrieval: Measurement['retrieval'] = null;
     if (flags.retrieval !== false) {
       const values = x.dataSync() as Float32Array;

@@ -12,6 +12,7 @@
  */
 import { seededRandom } from '../random.js';
 import type { DknnStudy } from './dknn.js';
+import { configOf } from './dknn-summary.js';
 import { DETECTORS, type DetectorName } from './dknn-detectors.js';
 
 export const PAIRED_DRAWS = 2000;
@@ -75,8 +76,6 @@ function side(study: DknnStudy, set: string, detector: DetectorName): Side | nul
   const replicates = s?.aurocReplicates?.[detector];
   return typeof value === 'number' && replicates ? { auroc: value, replicates } : null;
 }
-
-const configOf = (s: DknnStudy) => (s.factor === 0 ? 'baseline' : `factor ${s.factor}`);
 
 /**
  * Every paired difference the studies allow: per data set, outlier set and detector, each entangled
